@@ -1,0 +1,429 @@
+//! The outbound HTTPS client for handshakes and notifications: rustls with webpki roots plus the
+//! operator's `--callback-ca`, hostname checked, pooled keep-alive connections per callback, and
+//! the SSRF guard at two depths: [`CallbackClient::check_url`] refuses a callback at subscribe
+//! time, and every connection resolves through [`GuardedResolver`] (and IP literals are checked
+//! per request), so a DNS answer that changes later (rebinding) is refused too.
+
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use graphhooks_core::net::is_public;
+use http::{HeaderMap, Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::rt::TokioExecutor;
+use rustls::RootCertStore;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::http::error::error_chain;
+
+/// Bytes of a response body kept for the delivery log.
+pub const RESPONSE_SNIPPET: usize = 1024;
+/// Bytes of a response body read at most; past this the connection is dropped, not reused.
+const RESPONSE_READ_LIMIT: usize = 64 * 1024;
+
+/// Why the client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientSetupError {
+    /// A PEM file could not be read or parsed.
+    #[error("{path}: {message}")]
+    Pem {
+        /// The file.
+        path: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// rustls refused the configuration.
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// Why a callback URL is refused (before any request is made).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CallbackRefused(pub String);
+
+/// Resolves callback hosts and refuses non-public answers unless private callbacks are allowed.
+#[derive(Clone, Debug)]
+pub struct GuardedResolver {
+    allow_private: bool,
+}
+
+impl tower::Service<Name> for GuardedResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, io::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), io::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let allow_private = self.allow_private;
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addresses = resolve(&host, allow_private)
+                .await
+                .map_err(|refused| io::Error::new(io::ErrorKind::PermissionDenied, refused.0))?;
+            Ok(addresses.into_iter())
+        })
+    }
+}
+
+async fn resolve(host: &str, allow_private: bool) -> Result<Vec<SocketAddr>, CallbackRefused> {
+    let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host, 0))
+        .await
+        .map_err(|error| CallbackRefused(format!("could not resolve {host}: {error}")))?
+        .collect();
+    if addresses.is_empty() {
+        return Err(CallbackRefused(format!("{host} resolves to no address")));
+    }
+    if !allow_private && let Some(bad) = addresses.iter().find(|a| !is_public(a.ip())) {
+        return Err(CallbackRefused(format!(
+            "{host} resolves to {}, a non-public address; graphhooks only calls public addresses unless started with --allow-private-callbacks",
+            bad.ip()
+        )));
+    }
+    Ok(addresses)
+}
+
+type HyperClient = Client<HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>;
+
+/// What came back from a callback.
+#[derive(Debug, Clone)]
+pub struct CallbackResponse {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// The first [`RESPONSE_SNIPPET`] bytes of the body, as text.
+    pub snippet: String,
+    /// Time from sending to the end of the read.
+    pub latency: Duration,
+}
+
+/// Why a request to a callback got no HTTP response.
+#[derive(Debug, Clone)]
+pub struct TransportError {
+    /// The error chain, worded for the delivery log.
+    pub message: String,
+    /// Time until the failure.
+    pub latency: Duration,
+}
+
+/// The client for callbacks.
+#[derive(Clone)]
+pub struct CallbackClient {
+    plain: HyperClient,
+    mutual: Option<HyperClient>,
+    allow_private: bool,
+    allow_http: bool,
+}
+
+/// TLS and policy settings of the client.
+#[derive(Debug, Clone, Default)]
+pub struct ClientSettings<'a> {
+    /// Extra trusted roots (PEM).
+    pub callback_ca: Option<&'a Path>,
+    /// Client certificate chain and key for mutual TLS (PEM).
+    pub client_identity: Option<(&'a Path, &'a Path)>,
+    /// Allow non-public addresses.
+    pub allow_private: bool,
+    /// Allow `http://`.
+    pub allow_http: bool,
+}
+
+fn read_pem(path: &Path) -> Result<Vec<u8>, ClientSetupError> {
+    std::fs::read(path).map_err(|error| ClientSetupError::Pem {
+        path: path.display().to_string(),
+        message: error.to_string(),
+    })
+}
+
+fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientSetupError> {
+    let pem = read_pem(path)?;
+    let certs = rustls_pemfile::certs(&mut pem.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| ClientSetupError::Pem {
+            path: path.display().to_string(),
+            message: format!("not a PEM certificate file: {error}"),
+        })?;
+    if certs.is_empty() {
+        return Err(ClientSetupError::Pem {
+            path: path.display().to_string(),
+            message: "contains no certificate".into(),
+        });
+    }
+    Ok(certs)
+}
+
+fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, ClientSetupError> {
+    let pem = read_pem(path)?;
+    rustls_pemfile::private_key(&mut pem.as_slice())
+        .map_err(|error| ClientSetupError::Pem {
+            path: path.display().to_string(),
+            message: format!("not a PEM key file: {error}"),
+        })?
+        .ok_or_else(|| ClientSetupError::Pem {
+            path: path.display().to_string(),
+            message: "contains no private key".into(),
+        })
+}
+
+impl CallbackClient {
+    /// Builds the client (and the mutual-TLS variant when an identity is given).
+    pub fn new(settings: &ClientSettings<'_>) -> Result<CallbackClient, ClientSetupError> {
+        let mut roots = RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if let Some(path) = settings.callback_ca {
+            for cert in load_certs(path)? {
+                roots.add(cert).map_err(|error| ClientSetupError::Pem {
+                    path: path.display().to_string(),
+                    message: format!("not a usable CA certificate: {error}"),
+                })?;
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = || {
+            rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .map(|b| b.with_root_certificates(roots.clone()))
+        };
+        let plain_tls = builder()?.with_no_client_auth();
+        let mutual_tls = match settings.client_identity {
+            Some((cert, key)) => {
+                Some(builder()?.with_client_auth_cert(load_certs(cert)?, load_key(key)?)?)
+            }
+            None => None,
+        };
+        let make = |tls: rustls::ClientConfig| -> HyperClient {
+            let mut http = HttpConnector::new_with_resolver(GuardedResolver {
+                allow_private: settings.allow_private,
+            });
+            http.enforce_http(false);
+            http.set_nodelay(true);
+            http.set_connect_timeout(Some(Duration::from_secs(10)));
+            let https = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(tls)
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(http);
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(90))
+                .pool_max_idle_per_host(64)
+                .build(https)
+        };
+        Ok(CallbackClient {
+            plain: make(plain_tls),
+            mutual: mutual_tls.map(make),
+            allow_private: settings.allow_private,
+            allow_http: settings.allow_http,
+        })
+    }
+
+    /// Whether mutual TLS is configured.
+    pub fn has_client_certificate(&self) -> bool {
+        self.mutual.is_some()
+    }
+
+    /// Checks a callback URL's form and where it resolves, without contacting it.
+    pub async fn check_url(&self, url: &str) -> Result<Uri, CallbackRefused> {
+        let uri = self.check_form(url)?;
+        let host = uri_host(&uri);
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            self.check_ip(ip)?;
+        } else {
+            resolve(host, self.allow_private).await?;
+        }
+        Ok(uri)
+    }
+
+    fn check_form(&self, url: &str) -> Result<Uri, CallbackRefused> {
+        if url.len() > 2048 {
+            return Err(CallbackRefused(
+                "callback_url is longer than 2048 characters".into(),
+            ));
+        }
+        let uri: Uri = url.parse().map_err(|error| {
+            CallbackRefused(format!("callback_url {url:?} is not a valid URL: {error}"))
+        })?;
+        match uri.scheme_str() {
+            Some("https") => {}
+            Some("http") if self.allow_http => {}
+            Some("http") => {
+                return Err(CallbackRefused(
+                    "callback_url must use https (plain http is only allowed when graphhooks runs with --allow-http-callbacks)".into(),
+                ));
+            }
+            _ => {
+                return Err(CallbackRefused(format!(
+                    "callback_url {url:?} must be an https:// URL"
+                )));
+            }
+        }
+        let Some(authority) = uri.authority() else {
+            return Err(CallbackRefused(format!("callback_url {url:?} has no host")));
+        };
+        if authority.as_str().contains('@') {
+            return Err(CallbackRefused(
+                "callback_url must not contain credentials".into(),
+            ));
+        }
+        if authority.host().is_empty() {
+            return Err(CallbackRefused(format!("callback_url {url:?} has no host")));
+        }
+        Ok(uri)
+    }
+
+    fn check_ip(&self, ip: IpAddr) -> Result<(), CallbackRefused> {
+        if self.allow_private || is_public(ip) {
+            Ok(())
+        } else {
+            Err(CallbackRefused(format!(
+                "{ip} is a non-public address; graphhooks only calls public addresses unless started with --allow-private-callbacks"
+            )))
+        }
+    }
+
+    /// Sends one request and reads the start of the response, within `timeout`.
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: HeaderMap,
+        body: Bytes,
+        timeout: Duration,
+        mutual_tls: bool,
+    ) -> Result<CallbackResponse, TransportError> {
+        let started = Instant::now();
+        let failed = |message: String| TransportError {
+            message,
+            latency: started.elapsed(),
+        };
+        let uri = self.check_form(url).map_err(|refused| failed(refused.0))?;
+        // Literal addresses skip the resolver, so they are checked here on every request.
+        if let Ok(ip) = uri_host(&uri).parse::<IpAddr>() {
+            self.check_ip(ip).map_err(|refused| failed(refused.0))?;
+        }
+        let client = match (mutual_tls, &self.mutual) {
+            (true, Some(client)) => client,
+            (true, None) => {
+                return Err(failed(
+                    "the subscription asks for a client certificate but graphhooks has none (--client-cert/--client-key)".into(),
+                ));
+            }
+            (false, _) => &self.plain,
+        };
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Full::new(body))
+            .map_err(|error| failed(format!("could not build the request: {error}")))?;
+        *request.headers_mut() = headers;
+        let exchange = async {
+            let response = client
+                .request(request)
+                .await
+                .map_err(|error| error_chain(&error))?;
+            let status = response.status();
+            let mut body = response.into_body();
+            let mut kept = Vec::with_capacity(256);
+            let mut read = 0usize;
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|error| {
+                    format!("reading the response body: {}", error_chain(&error))
+                })?;
+                if let Some(data) = frame.data_ref() {
+                    read += data.len();
+                    if kept.len() < RESPONSE_SNIPPET {
+                        let room = RESPONSE_SNIPPET - kept.len();
+                        kept.extend_from_slice(&data[..data.len().min(room)]);
+                    }
+                    if read > RESPONSE_READ_LIMIT {
+                        break;
+                    }
+                }
+            }
+            Ok::<_, String>((status, kept))
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(Ok((status, kept))) => Ok(CallbackResponse {
+                status,
+                snippet: String::from_utf8_lossy(&kept).into_owned(),
+                latency: started.elapsed(),
+            }),
+            Ok(Err(message)) => Err(failed(message)),
+            Err(_) => Err(failed(format!(
+                "timed out after {} ms",
+                timeout.as_millis()
+            ))),
+        }
+    }
+}
+
+fn uri_host(uri: &Uri) -> &str {
+    let host = uri.host().unwrap_or("");
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(allow_private: bool, allow_http: bool) -> CallbackClient {
+        CallbackClient::new(&ClientSettings {
+            allow_private,
+            allow_http,
+            ..ClientSettings::default()
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn urls_are_checked_before_any_request() {
+        let strict = client(false, false);
+        for (url, expected) in [
+            ("http://example.com/cb", "must use https"),
+            ("ftp://example.com/cb", "must be an https"),
+            ("https://127.0.0.1/cb", "non-public"),
+            ("https://[::1]:8443/cb", "non-public"),
+            ("https://10.1.2.3/cb", "non-public"),
+            ("https://user:pw@example.com/cb", "credentials"),
+            ("not a url", "not a valid URL"),
+            ("https://localhost:9/cb", "non-public"),
+        ] {
+            let error = strict.check_url(url).await.unwrap_err().0;
+            assert!(error.contains(expected), "{url}: {error}");
+        }
+        let relaxed = client(true, true);
+        assert!(relaxed.check_url("http://127.0.0.1:9/cb").await.is_ok());
+        assert!(relaxed.check_url("https://localhost:9/cb").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn literal_private_addresses_are_refused_per_request() {
+        let strict = client(false, false);
+        let error = strict
+            .send(
+                Method::POST,
+                "https://127.0.0.1:1/cb",
+                HeaderMap::new(),
+                Bytes::new(),
+                Duration::from_secs(1),
+                false,
+            )
+            .await
+            .unwrap_err();
+        assert!(error.message.contains("non-public"), "{}", error.message);
+    }
+}

@@ -1,0 +1,327 @@
+//! The dispatch task: claims due deliveries, queues them per subscription (a *lane*), and runs
+//! at most `--callback-concurrency` attempts per lane at a time, in per-object order.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use graphhooks_store::{AttemptOutcome, ClaimedDelivery, SubscriptionKey};
+use tokio::sync::mpsc;
+use tokio::task::{Id, JoinError, JoinSet};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{EngineShared, record, send};
+use crate::clock::now_ms;
+
+/// Most claims one lane holds (queued + in flight); a full lane is skipped when claiming.
+pub const LANE_HELD_MAX: usize = 1000;
+/// Most body bytes one lane holds queued.
+const LANE_BYTES_MAX: usize = 32 * 1024 * 1024;
+/// Most claims the node holds in all.
+const HELD_MAX: usize = 20_000;
+/// Most deliveries one claim takes.
+const CLAIM_BATCH: usize = 500;
+/// How far into a lane's queue to look for a delivery whose objects are not busy.
+const ORDER_SCAN: usize = 64;
+/// Longest idle wait before looking for due work again (retries, other nodes' work).
+const IDLE_POLL: Duration = Duration::from_secs(1);
+/// Shortest idle wait, so due work that cannot be claimed yet does not make the loop spin.
+const DUE_RECHECK: Duration = Duration::from_millis(20);
+
+/// One subscription's queue and in-flight attempts.
+#[derive(Default)]
+struct Lane {
+    queue: VecDeque<ClaimedDelivery>,
+    queued_bytes: usize,
+    in_flight: usize,
+    /// Object ids of first attempts in flight, with how many touch each.
+    busy: HashMap<String, u32>,
+}
+
+impl Lane {
+    fn held(&self) -> usize {
+        self.queue.len() + self.in_flight
+    }
+
+    fn full(&self) -> bool {
+        self.held() >= LANE_HELD_MAX || self.queued_bytes >= LANE_BYTES_MAX
+    }
+
+    /// The index of the next delivery that may start without overtaking an earlier one for the
+    /// same object.
+    fn next_ready(&self) -> Option<usize> {
+        let mut blocked: HashSet<&str> = HashSet::new();
+        for (index, delivery) in self.queue.iter().take(ORDER_SCAN).enumerate() {
+            if delivery.attempts_made > 0 {
+                return Some(index);
+            }
+            let conflict = delivery
+                .object_ids
+                .iter()
+                .any(|o| self.busy.contains_key(o) || blocked.contains(o.as_str()));
+            if !conflict {
+                return Some(index);
+            }
+            blocked.extend(delivery.object_ids.iter().map(String::as_str));
+        }
+        None
+    }
+}
+
+/// What a finished send task hands back.
+struct Completion {
+    outcome: AttemptOutcome,
+}
+
+/// Bookkeeping of one running send, kept outside the task so an aborted or panicked task can
+/// still be accounted for.
+struct Running {
+    key: SubscriptionKey,
+    /// Object ids registered as busy (first attempts only).
+    objects: Vec<String>,
+}
+
+struct Dispatcher {
+    shared: Arc<EngineShared>,
+    lanes: HashMap<SubscriptionKey, Lane>,
+    held: usize,
+    sends: JoinSet<Completion>,
+    running: HashMap<Id, Running>,
+    outcomes: mpsc::UnboundedSender<AttemptOutcome>,
+}
+
+impl Dispatcher {
+    /// Claims what there is room for; returns whether more may be due right now.
+    async fn claim(&mut self) -> bool {
+        let room = HELD_MAX.saturating_sub(self.held);
+        if room == 0 {
+            return false;
+        }
+        let limit = room.min(CLAIM_BATCH);
+        let skip: Vec<SubscriptionKey> = self
+            .lanes
+            .iter()
+            .filter(|(_, lane)| lane.full())
+            .map(|(key, _)| key.clone())
+            .collect();
+        let claimed = match self
+            .shared
+            .store
+            .claim_due(&self.shared.node_id, now_ms(), limit, &skip)
+            .await
+        {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                tracing::warn!(error = %crate::http::error::error_chain(&error), "Claiming due deliveries failed; retrying shortly");
+                return false;
+            }
+        };
+        let count = claimed.len();
+        let mut touched = HashSet::new();
+        for delivery in claimed {
+            touched.insert(delivery.key.clone());
+            self.held += 1;
+            let lane = self.lanes.entry(delivery.key.clone()).or_default();
+            lane.queued_bytes += delivery.body.len();
+            lane.queue.push_back(delivery);
+        }
+        for key in touched {
+            self.start_ready(&key);
+        }
+        count == limit
+    }
+
+    /// Starts as many queued deliveries of a lane as its concurrency allows.
+    fn start_ready(&mut self, key: &SubscriptionKey) {
+        let concurrency = self.shared.config.callback_concurrency.max(1);
+        loop {
+            let Some(lane) = self.lanes.get_mut(key) else {
+                return;
+            };
+            if lane.in_flight >= concurrency {
+                return;
+            }
+            let Some(index) = lane.next_ready() else {
+                return;
+            };
+            let Some(mut delivery) = lane.queue.remove(index) else {
+                return;
+            };
+            lane.queued_bytes = lane.queued_bytes.saturating_sub(delivery.body.len());
+            lane.in_flight += 1;
+            let objects = if delivery.attempts_made == 0 {
+                let objects = std::mem::take(&mut delivery.object_ids);
+                for object in &objects {
+                    *lane.busy.entry(object.clone()).or_insert(0) += 1;
+                }
+                objects
+            } else {
+                Vec::new()
+            };
+            let shared = self.shared.clone();
+            let handle = self.sends.spawn(async move {
+                Completion {
+                    outcome: send::attempt(&shared, delivery).await,
+                }
+            });
+            self.running.insert(
+                handle.id(),
+                Running {
+                    key: key.clone(),
+                    objects,
+                },
+            );
+        }
+    }
+
+    /// Accounts for a finished send; returns whether room opened that a claim could use.
+    fn complete(&mut self, joined: Result<(Id, Completion), JoinError>) -> bool {
+        let (id, completion) = match joined {
+            Ok((id, completion)) => (id, Some(completion)),
+            Err(error) => {
+                if error.is_panic() {
+                    tracing::error!(error = %error, "A delivery attempt panicked; the delivery will be retried after its claim is released");
+                }
+                (error.id(), None)
+            }
+        };
+        let Some(running) = self.running.remove(&id) else {
+            return false;
+        };
+        if let Some(completion) = completion
+            && self.outcomes.send(completion.outcome).is_err()
+        {
+            tracing::error!(
+                "The outcome recorder has stopped; an attempt outcome was not recorded"
+            );
+        }
+        self.held = self.held.saturating_sub(1);
+        let Some(lane) = self.lanes.get_mut(&running.key) else {
+            return true;
+        };
+        let was_full = lane.full();
+        lane.in_flight = lane.in_flight.saturating_sub(1);
+        for object in running.objects {
+            if let Some(count) = lane.busy.get_mut(&object) {
+                *count -= 1;
+                if *count == 0 {
+                    lane.busy.remove(&object);
+                }
+            }
+        }
+        let empty = lane.held() == 0;
+        if empty {
+            self.lanes.remove(&running.key);
+        } else {
+            self.start_ready(&running.key);
+        }
+        was_full || self.held < CLAIM_BATCH
+    }
+
+    /// When to look for due work next, at most [`IDLE_POLL`] from now.
+    async fn next_wake(&self) -> Instant {
+        let now = now_ms();
+        let retry = self.shared.next_retry_ms.swap(i64::MAX, Ordering::AcqRel);
+        let due = self
+            .shared
+            .store
+            .next_due_ms()
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(i64::MAX);
+        let at = retry.min(due);
+        let poll = Instant::now() + IDLE_POLL;
+        if at == i64::MAX {
+            return poll;
+        }
+        // Work already due but not claimed sits in full lanes (their completions wake us), or
+        // became due a moment ago: look again shortly rather than spin.
+        let wait = Duration::from_millis(u64::try_from(at.saturating_sub(now)).unwrap_or(0))
+            .max(DUE_RECHECK);
+        (Instant::now() + wait).min(poll)
+    }
+}
+
+/// Runs until `shutdown`, then finishes in-flight attempts for a grace period, records them and
+/// releases every claim this node still holds.
+pub(crate) async fn run(shared: Arc<EngineShared>, shutdown: CancellationToken) {
+    let (outcomes, receiver) = mpsc::unbounded_channel();
+    let recorder = tokio::spawn(record::run(shared.clone(), receiver));
+    let mut dispatcher = Dispatcher {
+        shared: shared.clone(),
+        lanes: HashMap::new(),
+        held: 0,
+        sends: JoinSet::new(),
+        running: HashMap::new(),
+        outcomes,
+    };
+    let mut claim_now = true;
+    let mut wake = Instant::now();
+    loop {
+        if claim_now {
+            claim_now = dispatcher.claim().await;
+            if !claim_now {
+                wake = dispatcher.next_wake().await;
+            }
+        }
+        if claim_now {
+            // Drain finished sends without waiting, then claim again.
+            while let Some(joined) = dispatcher.sends.try_join_next_with_id() {
+                dispatcher.complete(joined);
+            }
+            if shutdown.is_cancelled() {
+                break;
+            }
+            continue;
+        }
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            Some(joined) = dispatcher.sends.join_next_with_id(), if !dispatcher.sends.is_empty() => {
+                if dispatcher.complete(joined) {
+                    claim_now = true;
+                }
+            }
+            () = shared.work.notified() => claim_now = true,
+            () = tokio::time::sleep_until(wake) => claim_now = true,
+        }
+    }
+
+    let grace = shared.config.delivery_timeout.min(Duration::from_secs(10));
+    let deadline = Instant::now() + grace;
+    if !dispatcher.sends.is_empty() {
+        tracing::info!(
+            in_flight = dispatcher.sends.len(),
+            "Finishing attempts in flight before stopping"
+        );
+    }
+    while !dispatcher.sends.is_empty() {
+        tokio::select! {
+            Some(joined) = dispatcher.sends.join_next_with_id() => { dispatcher.complete(joined); }
+            () = tokio::time::sleep_until(deadline) => {
+                tracing::warn!(in_flight = dispatcher.sends.len(), "Abandoning attempts still in flight; they will be sent again");
+                dispatcher.sends.abort_all();
+                while let Some(joined) = dispatcher.sends.join_next_with_id().await {
+                    dispatcher.complete(joined);
+                }
+            }
+        }
+    }
+    drop(dispatcher);
+    if let Err(error) = recorder.await {
+        tracing::error!(%error, "The outcome recorder failed while stopping");
+    }
+    match shared.store.release_claims(Some(&shared.node_id)).await {
+        Ok(released) if released > 0 => tracing::info!(
+            released,
+            "Released {released} claimed deliveries for the next start"
+        ),
+        Ok(_) => {}
+        Err(error) => {
+            tracing::warn!(error = %crate::http::error::error_chain(&error), "Could not release claims; they are released at the next start")
+        }
+    }
+}

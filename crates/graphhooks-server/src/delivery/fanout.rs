@@ -1,0 +1,84 @@
+//! The fan-out task: turns accepted changes into deliveries, in rounds, after a short linger so
+//! changes that arrive together are batched together.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use graphhooks_core::fanout::plan;
+use graphhooks_core::wire::BatchLimits;
+use graphhooks_store::Planner;
+use tokio_util::sync::CancellationToken;
+
+use super::EngineShared;
+use crate::clock::{now_ms, now_s};
+
+/// Most changes one round takes; bounds how long a round holds the store's write lock.
+const ROUND_LIMIT: usize = 5000;
+/// How often fan-out looks for changes nobody woke it for (accepted before a crash, or by
+/// another node).
+const POLL: Duration = Duration::from_millis(500);
+
+/// Runs until `shutdown`. Changes left unprocessed stay durable and are processed next start.
+pub(crate) async fn run(shared: Arc<EngineShared>, shutdown: CancellationToken) {
+    let limits = BatchLimits {
+        max_changes: shared.config.batch_max,
+        max_bytes: graphhooks_core::MAX_BODY_BYTES,
+    };
+    let planner: Planner = Arc::new(move |changes, facts| plan(changes, facts, now_s(), limits));
+    let linger = shared.config.batch_linger;
+    // The first round runs at once: changes accepted before a crash are waiting.
+    let mut woken = true;
+    loop {
+        if !woken {
+            tokio::select! {
+                () = shared.changes.notified() => {}
+                () = tokio::time::sleep(POLL) => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
+        woken = false;
+        if !linger.is_zero() {
+            tokio::select! {
+                () = tokio::time::sleep(linger) => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
+        loop {
+            match shared
+                .store
+                .fan_out(ROUND_LIMIT, now_ms(), planner.clone())
+                .await
+            {
+                Ok(report) => {
+                    if report.changes > 0 {
+                        metrics::counter!("graphhooks_changes_fanned_out_total")
+                            .increment(report.changes as u64);
+                        tracing::debug!(
+                            changes = report.changes,
+                            deliveries = report.deliveries,
+                            "Fanned out {} changes",
+                            report.changes
+                        );
+                    }
+                    if report.deliveries > 0 {
+                        metrics::counter!("graphhooks_deliveries_created_total")
+                            .increment(report.deliveries as u64);
+                        shared.work.notify_one();
+                    }
+                    if !report.more {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(error = %crate::http::error::error_chain(&error), "Fan-out failed; retrying in a second");
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        () = shutdown.cancelled() => return,
+                    }
+                    woken = true;
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The delivery engine: accepted changes in, signed notifications out.
+//!
+//! # Pipeline
+//! 1. **Ingest** stores changes durably and wakes fan-out ([`Engine::changes_accepted`]).
+//! 2. **Fan-out** ([`fanout`]) waits `--batch-linger` for more, then runs rounds: the store reads
+//!    the changes past its cursor, the core planner applies eligibility and batches per (app,
+//!    object type), and the store writes the deliveries and the new cursor in one transaction.
+//!    A crash before that commit replays the round; after it, nothing is lost or doubled.
+//! 3. **Dispatch** ([`dispatch`]) claims due deliveries in batches for this node and keeps one
+//!    *lane* per subscription. A lane sends at most `--callback-concurrency` requests at once and
+//!    holds at most [`dispatch::LANE_HELD_MAX`] claims; full lanes are skipped when claiming, so a
+//!    hanging or failing callback only ever occupies its own lane.
+//! 4. **Send** ([`send`]) signs the exact body bytes, POSTs with a timeout, and turns the result
+//!    into an outcome: delivered, retry at a time from the retry policy, or failed once the window
+//!    has ended. No transaction is open while a request is in flight.
+//! 5. **Record** ([`record`]) writes outcomes in batches (attempt rows, delivery state, the
+//!    subscription's failing-since clock) and releases the claims.
+//!
+//! # Invariants
+//! - A delivery is *in flight* from its claim until its outcome is recorded. A crash in between
+//!   leaves the claim; on restart (SQLite) or lease expiry (shared stores) it is released and the
+//!   delivery is sent again. Delivery is therefore at least once; receivers de-duplicate by
+//!   `X-Graphhooks-Delivery`, which is stable across attempts.
+//! - Per (app, object) order: a lane never starts a first attempt whose objects overlap a
+//!   delivery in flight or an earlier one still queued, so deliveries that succeed on their first
+//!   attempt arrive in order. Retries are exempt: they are already out of order.
+//! - Graceful shutdown stops claiming, lets in-flight attempts finish for a short grace period,
+//!   records what finished, and releases every claim it still holds.
+
+pub mod client;
+pub mod dispatch;
+pub mod fanout;
+pub mod record;
+pub mod send;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use graphhooks_store::Store;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use client::CallbackClient;
+
+/// What the engine's tasks share.
+pub(crate) struct EngineShared {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) config: Arc<Config>,
+    pub(crate) client: CallbackClient,
+    /// This process's claim owner name.
+    pub(crate) node_id: String,
+    /// Wakes fan-out: changes were accepted.
+    pub(crate) changes: Notify,
+    /// Wakes dispatch: deliveries may be due.
+    pub(crate) work: Notify,
+    /// The earliest retry time recorded since dispatch last looked (unix ms; `i64::MAX` = none).
+    pub(crate) next_retry_ms: AtomicI64,
+}
+
+/// Handle to the engine, cheap to clone; API handlers use it to wake the tasks.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) shared: Arc<EngineShared>,
+}
+
+impl Engine {
+    /// Creates the engine; its tasks start with [`Engine::spawn`].
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        config: Arc<Config>,
+        client: CallbackClient,
+    ) -> Engine {
+        let node_id = format!(
+            "{}-{}-{:08x}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "node".into()),
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        Engine {
+            shared: Arc::new(EngineShared {
+                store,
+                config,
+                client,
+                node_id,
+                changes: Notify::new(),
+                work: Notify::new(),
+                next_retry_ms: AtomicI64::new(i64::MAX),
+            }),
+        }
+    }
+
+    /// Starts fan-out and dispatch (with its recorder) on `tracker`; they stop on `shutdown`.
+    pub(crate) fn spawn(&self, tracker: &TaskTracker, shutdown: CancellationToken) {
+        tracker.spawn(fanout::run(self.shared.clone(), shutdown.clone()));
+        tracker.spawn(dispatch::run(self.shared.clone(), shutdown));
+    }
+
+    /// Tells fan-out that changes were accepted.
+    pub fn changes_accepted(&self) {
+        self.shared.changes.notify_one();
+    }
+
+    /// Tells dispatch that deliveries may be due now (created, redelivered, resumed).
+    pub fn deliveries_due(&self) {
+        self.shared.work.notify_one();
+    }
+
+    /// Tells dispatch a retry is due at `at_ms`.
+    pub(crate) fn retry_due_at(shared: &EngineShared, at_ms: i64) {
+        shared.next_retry_ms.fetch_min(at_ms, Ordering::AcqRel);
+        shared.work.notify_one();
+    }
+}

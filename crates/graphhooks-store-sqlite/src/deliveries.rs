@@ -1,0 +1,400 @@
+//! The delivery queue and log: insert, claim, record, release, list, redeliver.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use graphhooks_core::fanout::PlannedDelivery;
+use graphhooks_core::model::{Attempt, Delivery, DeliveryState};
+use graphhooks_store::{
+    AttemptOutcome, ClaimedDelivery, DeliveryFilter, DeliveryTarget, NextStep, StoreError,
+    SubscriptionKey,
+};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+
+use crate::error::SqlResultExt;
+use crate::rows::corrupt;
+
+pub(crate) fn insert(
+    c: &Connection,
+    planned: &PlannedDelivery,
+    test: bool,
+    now_ms: i64,
+) -> Result<i64, StoreError> {
+    let notification = &planned.notification;
+    let mut change_ids = String::with_capacity(notification.change_ids.len() * 8);
+    for (index, id) in notification.change_ids.iter().enumerate() {
+        if index > 0 {
+            change_ids.push(',');
+        }
+        let _ = write!(change_ids, "{id}");
+    }
+    let object_ids = serde_json::to_string(&notification.object_ids).map_err(StoreError::other)?;
+    let mut statement = c
+        .prepare_cached(
+            "INSERT INTO deliveries (app_id, object_type, state, created_time, body, change_ids, first_change_id,
+                                     last_change_id, object_ids, test, due_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )
+        .store()?;
+    statement
+        .execute(params![
+            planned.app_id,
+            planned.object_type,
+            planned.state.as_str(),
+            now_ms / 1000,
+            notification.body,
+            change_ids,
+            notification.change_ids.iter().min(),
+            notification.change_ids.iter().max(),
+            object_ids,
+            test,
+            now_ms,
+        ])
+        .store()?;
+    Ok(c.last_insert_rowid())
+}
+
+/// The key's text form used to pass skip lists to SQL.
+fn key_text(app_id: &str, object_type: &str) -> String {
+    format!("{app_id}\u{1f}{object_type}")
+}
+
+pub(crate) fn claim_due(
+    c: &Connection,
+    node: &str,
+    now_ms: i64,
+    limit: usize,
+    skip: &[SubscriptionKey],
+) -> Result<Vec<ClaimedDelivery>, StoreError> {
+    let skip: Vec<String> = skip
+        .iter()
+        .map(|k| key_text(&k.app_id, &k.object_type))
+        .collect();
+    let skip = serde_json::to_string(&skip).map_err(StoreError::other)?;
+    let mut statement = c
+        .prepare_cached(
+            "UPDATE deliveries SET claimed_by = ?1
+             WHERE id IN (
+               SELECT id FROM deliveries
+               WHERE state = 'pending' AND claimed_by IS NULL AND due_ms <= ?2
+                 AND (app_id || char(31) || object_type) NOT IN (SELECT value FROM json_each(?3))
+               ORDER BY due_ms, id LIMIT ?4)
+             RETURNING id, app_id, object_type, body, object_ids, attempt_count, first_attempt_ms, test, due_ms",
+        )
+        .store()?;
+    let mut rows = statement
+        .query(params![node, now_ms, skip, limit as i64])
+        .store()?;
+    let mut claimed = Vec::new();
+    while let Some(row) = rows.next().store()? {
+        let object_ids: String = row.get(4).store()?;
+        let due: i64 = row.get(8).store()?;
+        claimed.push((
+            due,
+            ClaimedDelivery {
+                id: row.get(0).store()?,
+                key: SubscriptionKey {
+                    app_id: row.get(1).store()?,
+                    object_type: row.get(2).store()?,
+                },
+                body: row.get(3).store()?,
+                object_ids: serde_json::from_str(&object_ids)
+                    .map_err(|e| corrupt("delivery object ids", e))?,
+                attempts_made: row.get(5).store()?,
+                first_attempt_ms: row.get(6).store()?,
+                target: None,
+                test: row.get(7).store()?,
+            },
+        ));
+    }
+    drop(rows);
+    claimed.sort_by_key(|(due, delivery)| (*due, delivery.id));
+    let mut targets: HashMap<SubscriptionKey, Option<DeliveryTarget>> = HashMap::new();
+    let mut lookup = c
+        .prepare_cached(
+            "SELECT s.callback_url, s.include_client_certificate, s.standard_webhooks, a.secret,
+                    CASE WHEN a.previous_secret_until > ?3 THEN a.previous_secret END
+             FROM subscriptions s JOIN apps a ON a.id = s.app_id
+             WHERE s.app_id = ?1 AND s.object_type = ?2",
+        )
+        .store()?;
+    let mut out = Vec::with_capacity(claimed.len());
+    for (_, mut delivery) in claimed {
+        if !targets.contains_key(&delivery.key) {
+            let target = lookup
+                .query_row(
+                    params![delivery.key.app_id, delivery.key.object_type, now_ms],
+                    |r| {
+                        Ok(DeliveryTarget {
+                            callback_url: r.get(0)?,
+                            include_client_certificate: r.get(1)?,
+                            standard_webhooks: r.get(2)?,
+                            secret: r.get(3)?,
+                            previous_secret: r.get(4)?,
+                        })
+                    },
+                )
+                .optional()
+                .store()?;
+            targets.insert(delivery.key.clone(), target);
+        }
+        delivery.target = targets.get(&delivery.key).cloned().flatten();
+        out.push(delivery);
+    }
+    Ok(out)
+}
+
+pub(crate) fn next_due_ms(c: &Connection) -> Result<Option<i64>, StoreError> {
+    c.query_row(
+        "SELECT min(due_ms) FROM deliveries WHERE state = 'pending' AND claimed_by IS NULL",
+        [],
+        |r| r.get(0),
+    )
+    .store()
+}
+
+pub(crate) fn record(c: &Connection, outcomes: &[AttemptOutcome]) -> Result<(), StoreError> {
+    let mut insert_attempt = c
+        .prepare_cached(
+            "INSERT OR REPLACE INTO attempts (delivery_id, number, time_ms, status, error, latency_ms, response)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .store()?;
+    let mut update = c
+        .prepare_cached(
+            "UPDATE deliveries SET state = ?2, due_ms = coalesce(?3, due_ms), claimed_by = NULL,
+                    attempt_count = max(attempt_count, coalesce(?4, 0)),
+                    first_attempt_ms = coalesce(first_attempt_ms, ?5)
+             WHERE id = ?1",
+        )
+        .store()?;
+    // Per subscription, the consequence of this batch for its failing-since clock: the last
+    // outcome wins; a failure keeps the earliest failure time.
+    let mut failing: HashMap<&SubscriptionKey, Option<i64>> = HashMap::new();
+    for outcome in outcomes {
+        let (state, due) = match outcome.next {
+            NextStep::Delivered => (DeliveryState::Delivered, None),
+            NextStep::RetryAt(at) => (DeliveryState::Pending, Some(at)),
+            NextStep::Failed => (DeliveryState::Failed, None),
+        };
+        if let Some(attempt) = &outcome.attempt {
+            insert_attempt
+                .execute(params![
+                    outcome.delivery_id,
+                    attempt.number,
+                    attempt.time_ms,
+                    attempt.status,
+                    attempt.error,
+                    attempt.latency_ms,
+                    attempt.response,
+                ])
+                .store()?;
+            let entry = failing.entry(&outcome.key).or_insert(None);
+            if outcome.next == NextStep::Delivered {
+                *entry = None;
+            } else if entry.is_none() {
+                *entry = Some(attempt.time_ms);
+            }
+        }
+        update
+            .execute(params![
+                outcome.delivery_id,
+                state.as_str(),
+                due,
+                outcome.attempt.as_ref().map(|a| a.number),
+                outcome.attempt.as_ref().map(|a| a.time_ms),
+            ])
+            .store()?;
+    }
+    let mut clock = c
+        .prepare_cached(
+            "UPDATE subscriptions SET failing_since = CASE WHEN ?3 IS NULL THEN NULL ELSE coalesce(failing_since, ?3) END
+             WHERE app_id = ?1 AND object_type = ?2",
+        )
+        .store()?;
+    for (key, since) in failing {
+        clock
+            .execute(params![key.app_id, key.object_type, since])
+            .store()?;
+    }
+    Ok(())
+}
+
+pub(crate) fn release_claims(c: &Connection, node: Option<&str>) -> Result<u64, StoreError> {
+    let released = match node {
+        Some(node) => c
+            .execute(
+                "UPDATE deliveries SET claimed_by = NULL WHERE claimed_by = ?1",
+                [node],
+            )
+            .store()?,
+        None => c
+            .execute(
+                "UPDATE deliveries SET claimed_by = NULL WHERE claimed_by IS NOT NULL",
+                [],
+            )
+            .store()?,
+    };
+    Ok(released as u64)
+}
+
+const DELIVERY_COLUMNS: &str = "id, app_id, object_type, state, created_time, body, test";
+
+fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Delivery, String)> {
+    let state: String = r.get(3)?;
+    Ok((
+        Delivery {
+            id: r.get(0)?,
+            app_id: r.get(1)?,
+            object_type: r.get(2)?,
+            state: DeliveryState::Pending,
+            created_time: r.get(4)?,
+            body: r.get(5)?,
+            attempts: Vec::new(),
+            test: r.get(6)?,
+        },
+        state,
+    ))
+}
+
+fn with_attempts(
+    c: &Connection,
+    rows: Vec<(Delivery, String)>,
+) -> Result<Vec<Delivery>, StoreError> {
+    let mut deliveries = Vec::with_capacity(rows.len());
+    let mut index = HashMap::new();
+    for (mut delivery, state) in rows {
+        delivery.state = DeliveryState::parse(&state).map_err(|e| corrupt("delivery state", e))?;
+        index.insert(delivery.id, deliveries.len());
+        deliveries.push(delivery);
+    }
+    if deliveries.is_empty() {
+        return Ok(deliveries);
+    }
+    let ids: Vec<i64> = deliveries.iter().map(|d| d.id).collect();
+    let ids = serde_json::to_string(&ids).map_err(StoreError::other)?;
+    let mut statement = c
+        .prepare_cached(
+            "SELECT delivery_id, number, time_ms, status, error, latency_ms, response FROM attempts
+             WHERE delivery_id IN (SELECT value FROM json_each(?1)) ORDER BY delivery_id, number",
+        )
+        .store()?;
+    let mut rows = statement.query([ids]).store()?;
+    while let Some(row) = rows.next().store()? {
+        let delivery_id: i64 = row.get(0).store()?;
+        if let Some(&position) = index.get(&delivery_id) {
+            deliveries[position].attempts.push(Attempt {
+                number: row.get(1).store()?,
+                time_ms: row.get(2).store()?,
+                status: row.get(3).store()?,
+                error: row.get(4).store()?,
+                latency_ms: row.get(5).store()?,
+                response: row.get(6).store()?,
+            });
+        }
+    }
+    Ok(deliveries)
+}
+
+pub(crate) fn get(c: &Connection, id: i64) -> Result<Option<Delivery>, StoreError> {
+    let row = c
+        .query_row(
+            &format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?1"),
+            [id],
+            delivery_row,
+        )
+        .optional()
+        .store()?;
+    Ok(with_attempts(c, row.into_iter().collect())?
+        .into_iter()
+        .next())
+}
+
+pub(crate) fn list(c: &Connection, filter: &DeliveryFilter) -> Result<Vec<Delivery>, StoreError> {
+    let mut sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE 1 = 1");
+    let mut values: Vec<SqlValue> = Vec::new();
+    let mut condition = |sql: &mut String, clause: &str, value: SqlValue| {
+        values.push(value);
+        let _ = write!(sql, " AND {clause} ?{}", values.len());
+    };
+    if let Some(app_id) = &filter.app_id {
+        condition(&mut sql, "app_id =", SqlValue::Text(app_id.clone()));
+    }
+    if let Some(state) = filter.state {
+        condition(
+            &mut sql,
+            "state =",
+            SqlValue::Text(state.as_str().to_owned()),
+        );
+    }
+    if let Some(object_type) = &filter.object_type {
+        condition(
+            &mut sql,
+            "object_type =",
+            SqlValue::Text(object_type.clone()),
+        );
+    }
+    if let Some(since) = filter.since {
+        condition(&mut sql, "created_time >=", SqlValue::Integer(since));
+    }
+    if let Some(until) = filter.until {
+        condition(&mut sql, "created_time <=", SqlValue::Integer(until));
+    }
+    if let Some(before) = filter.before_id {
+        condition(&mut sql, "id <", SqlValue::Integer(before));
+    }
+    values.push(SqlValue::Integer(filter.limit as i64));
+    let _ = write!(sql, " ORDER BY id DESC LIMIT ?{}", values.len());
+    let mut statement = c.prepare_cached(&sql).store()?;
+    let rows = statement
+        .query_map(params_from_iter(values), delivery_row)
+        .store()?
+        .collect::<Result<Vec<_>, _>>()
+        .store()?;
+    with_attempts(c, rows)
+}
+
+pub(crate) fn redeliver(c: &Connection, id: i64, now_ms: i64) -> Result<(), StoreError> {
+    let exists: Option<i64> = c
+        .query_row("SELECT 1 FROM deliveries WHERE id = ?1", [id], |r| r.get(0))
+        .optional()
+        .store()?;
+    if exists.is_none() {
+        return Err(StoreError::NotFound("delivery"));
+    }
+    // A claimed delivery is being sent right now; the attempt under way is the redelivery.
+    c.execute(
+        "UPDATE deliveries SET state = 'pending', due_ms = ?2 WHERE id = ?1 AND claimed_by IS NULL",
+        params![id, now_ms],
+    )
+    .store()?;
+    Ok(())
+}
+
+/// The first non-test delivery to `app_id` that carried change `change_id`.
+pub(crate) fn carrying_change(
+    c: &Connection,
+    app_id: &str,
+    object_type: &str,
+    change_id: i64,
+) -> Result<Option<i64>, StoreError> {
+    let mut statement = c
+        .prepare_cached(
+            "SELECT id, change_ids FROM deliveries
+             WHERE app_id = ?1 AND object_type = ?2 AND first_change_id <= ?3 AND last_change_id >= ?3 AND test = 0
+             ORDER BY id",
+        )
+        .store()?;
+    let mut rows = statement
+        .query(params![app_id, object_type, change_id])
+        .store()?;
+    let wanted = change_id.to_string();
+    while let Some(row) = rows.next().store()? {
+        let ids: String = row.get(1).store()?;
+        if ids.split(',').any(|id| id == wanted) {
+            return Ok(Some(row.get(0).store()?));
+        }
+    }
+    Ok(None)
+}

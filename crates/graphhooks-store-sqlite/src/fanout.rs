@@ -1,0 +1,244 @@
+//! Fan-out rounds and the facts explain needs. A round reads the changes past the cursor,
+//! gathers only the facts those changes can touch (subscribers of their types, grants of their
+//! objects, roles of development apps), lets the planner decide, and stores the result with the
+//! new cursor in the same transaction.
+
+use std::collections::{BTreeSet, HashMap};
+
+use graphhooks_core::catalog::GrantMode;
+use graphhooks_core::fanout::{FanoutFacts, Subscriber};
+use graphhooks_core::model::{AppMode, Change};
+use graphhooks_store::{ExplainApp, ExplainFacts, FanoutReport, Planner, StoreError};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::changes::{self, CHANGE_COLUMNS};
+use crate::error::SqlResultExt;
+use crate::rows::{self, SUBSCRIPTION_COLUMNS, corrupt, from_sql_error};
+use crate::{apps, catalog, deliveries};
+
+fn json_list<T: serde::Serialize>(items: &T) -> Result<String, StoreError> {
+    serde_json::to_string(items).map_err(StoreError::other)
+}
+
+pub(crate) fn run(
+    c: &Connection,
+    limit: usize,
+    now_ms: i64,
+    planner: &Planner,
+) -> Result<FanoutReport, StoreError> {
+    let cursor: i64 = c
+        .query_row(
+            "SELECT last_change_id FROM fanout_cursor WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )
+        .store()?;
+    let mut batch: Vec<Change> = {
+        let mut statement = c
+            .prepare_cached(&format!(
+                "SELECT {CHANGE_COLUMNS} FROM changes WHERE id > ?1 ORDER BY id LIMIT ?2"
+            ))
+            .store()?;
+        statement
+            .query_map(params![cursor, limit as i64 + 1], changes::row)
+            .store()?
+            .collect::<Result<_, _>>()
+            .store()?
+    };
+    let more = batch.len() > limit;
+    batch.truncate(limit);
+    let Some(last) = batch.last().map(|change| change.id) else {
+        return Ok(FanoutReport::default());
+    };
+
+    let facts = gather_facts(c, &batch)?;
+    let planned = planner(&batch, &facts);
+    for delivery in &planned {
+        deliveries::insert(c, delivery, false, now_ms)?;
+    }
+    c.execute(
+        "UPDATE fanout_cursor SET last_change_id = ?1 WHERE id = 1",
+        [last],
+    )
+    .store()?;
+    Ok(FanoutReport {
+        changes: batch.len(),
+        deliveries: planned.len(),
+        more,
+    })
+}
+
+fn gather_facts(c: &Connection, batch: &[Change]) -> Result<FanoutFacts, StoreError> {
+    let type_names: Vec<String> = batch
+        .iter()
+        .map(|change| change.change.object_type.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let mut facts = FanoutFacts::default();
+    let mut statement = c
+        .prepare_cached(&format!(
+            "SELECT {}, a.mode FROM subscriptions s JOIN apps a ON a.id = s.app_id
+             WHERE s.object_type IN (SELECT value FROM json_each(?1))",
+            SUBSCRIPTION_COLUMNS
+                .split(", ")
+                .map(|column| format!("s.{column}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .store()?;
+    let mut rows = statement.query([json_list(&type_names)?]).store()?;
+    let mut development_apps = BTreeSet::new();
+    while let Some(row) = rows.next().store()? {
+        let subscription = rows::subscription(row).map_err(from_sql_error)?;
+        let mode: String = row.get(10).store()?;
+        let mode = AppMode::parse(&mode).map_err(|e| corrupt("app mode", e))?;
+        if mode == AppMode::Development {
+            development_apps.insert(subscription.app_id.clone());
+        }
+        facts
+            .subscribers
+            .entry(subscription.object_type.clone())
+            .or_default()
+            .push(Subscriber { subscription, mode });
+    }
+    if facts.subscribers.is_empty() {
+        return Ok(facts);
+    }
+    let subscribed_types: Vec<String> = facts.subscribers.keys().cloned().collect();
+    facts.types = catalog::load(c, Some(&subscribed_types), false)?
+        .into_iter()
+        .map(|t| (t.name.clone(), t))
+        .collect();
+
+    // Grants of the objects whose types need them and have subscribers.
+    let mut objects: BTreeSet<(&str, &str)> = BTreeSet::new();
+    for change in batch {
+        let change = &change.change;
+        if facts
+            .types
+            .get(&change.object_type)
+            .is_some_and(|t| t.grant == GrantMode::Object)
+            && facts.subscribers.contains_key(&change.object_type)
+        {
+            objects.insert((&change.object_type, &change.object_id));
+        }
+    }
+    let mut grant_lookup = c
+        .prepare_cached(
+            "SELECT app_id, permissions FROM grants WHERE object_type = ?1 AND object_id = ?2",
+        )
+        .store()?;
+    for (object_type, object_id) in objects {
+        let mut rows = grant_lookup
+            .query(params![object_type, object_id])
+            .store()?;
+        while let Some(row) = rows.next().store()? {
+            let app_id: String = row.get(0).store()?;
+            let permissions: String = row.get(1).store()?;
+            let permissions =
+                serde_json::from_str(&permissions).map_err(|e| corrupt("grant permissions", e))?;
+            facts.add_grant(&app_id, object_type, object_id, permissions);
+        }
+    }
+
+    if !development_apps.is_empty() {
+        let mut statement = c
+            .prepare_cached("SELECT app_id, user_id FROM roles WHERE app_id IN (SELECT value FROM json_each(?1))")
+            .store()?;
+        let mut rows = statement.query([json_list(&development_apps)?]).store()?;
+        while let Some(row) = rows.next().store()? {
+            let app_id: String = row.get(0).store()?;
+            let user_id: String = row.get(1).store()?;
+            facts.add_role(&app_id, &user_id);
+        }
+    }
+    Ok(facts)
+}
+
+pub(crate) fn explain_facts(
+    c: &Connection,
+    change_id: i64,
+    app_id: Option<&str>,
+) -> Result<Option<ExplainFacts>, StoreError> {
+    let Some(change) = changes::get(c, change_id)? else {
+        return Ok(None);
+    };
+    let object_type = catalog::load(
+        c,
+        Some(std::slice::from_ref(&change.change.object_type)),
+        false,
+    )?
+    .into_iter()
+    .next()
+    .ok_or(StoreError::NotFound("object type"))?;
+    let cursor: i64 = c
+        .query_row(
+            "SELECT last_change_id FROM fanout_cursor WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )
+        .store()?;
+    let apps = match app_id {
+        Some(id) => apps::get(c, id)?.into_iter().collect(),
+        None => apps::all(c)?,
+    };
+    let mut grants: HashMap<String, Vec<String>> = HashMap::new();
+    {
+        let mut statement = c
+            .prepare_cached(
+                "SELECT app_id, permissions FROM grants WHERE object_type = ?1 AND object_id = ?2",
+            )
+            .store()?;
+        let mut rows = statement
+            .query(params![change.change.object_type, change.change.object_id])
+            .store()?;
+        while let Some(row) = rows.next().store()? {
+            let permissions: String = row.get(1).store()?;
+            grants.insert(
+                row.get(0).store()?,
+                serde_json::from_str(&permissions).map_err(|e| corrupt("grant permissions", e))?,
+            );
+        }
+    }
+    let mut results = Vec::with_capacity(apps.len());
+    for app in apps {
+        let subscription = c
+            .query_row(
+                &format!("SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE app_id = ?1 AND object_type = ?2"),
+                params![app.id, change.change.object_type],
+                rows::subscription,
+            )
+            .optional()
+            .map_err(from_sql_error)?;
+        let actor_has_role = match &change.change.actor {
+            Some(actor) => c
+                .query_row(
+                    "SELECT 1 FROM roles WHERE app_id = ?1 AND user_id = ?2",
+                    params![app.id, actor],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()
+                .store()?
+                .is_some(),
+            None => false,
+        };
+        let delivery_id =
+            deliveries::carrying_change(c, &app.id, &change.change.object_type, change.id)?;
+        results.push(ExplainApp {
+            grant: grants.remove(&app.id),
+            app_id: app.id,
+            mode: app.mode,
+            subscription,
+            actor_has_role,
+            delivery_id,
+        });
+    }
+    Ok(Some(ExplainFacts {
+        fanned_out: change.id <= cursor,
+        change,
+        object_type,
+        apps: results,
+    }))
+}

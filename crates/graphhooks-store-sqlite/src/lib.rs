@@ -1,0 +1,387 @@
+//! The embedded SQLite store: one database file in WAL mode, one writer thread that group-commits
+//! every write ([`writer`]), and a pool of read connections ([`readers`]). A process holds an
+//! exclusive lock on the file while it runs, so claims left by a crashed process can be released
+//! at start-up: nobody else can hold them.
+//!
+//! Queries live by area: [`catalog`], [`apps`], [`subscriptions`], [`changes`], [`fanout`],
+//! [`deliveries`]; [`rows`] maps rows to the core model.
+
+mod apps;
+mod catalog;
+mod changes;
+mod deliveries;
+mod error;
+mod fanout;
+mod readers;
+mod rows;
+mod schema;
+mod subscriptions;
+mod writer;
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use graphhooks_core::catalog::{ObjectType, ObjectTypeUpdate};
+use graphhooks_core::model::{
+    App, AppMode, Change, Delivery, Grant, NewChange, Role, Secret, Subscription,
+};
+use graphhooks_store::{
+    AttemptOutcome, ClaimedDelivery, DeliveryFilter, ExplainFacts, FanoutReport, NewDelivery,
+    Planner, Store, StoreError, StoreResult, SubscriptionKey,
+};
+use rusqlite::Connection;
+
+use crate::error::SqlResultExt;
+use crate::readers::Readers;
+use crate::writer::Writer;
+
+/// How durable a commit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync the WAL on every commit: an accepted change survives power loss (the default).
+    Full,
+    /// Leave syncing to the OS: survives a process crash, not power loss. Faster.
+    Normal,
+}
+
+/// Options for opening a store.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Read connections.
+    pub readers: usize,
+    /// Commit durability.
+    pub durability: Durability,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            readers: 4,
+            durability: Durability::Full,
+        }
+    }
+}
+
+/// The SQLite store.
+pub struct SqliteStore {
+    writer: Writer,
+    readers: Readers,
+    path: PathBuf,
+    /// Held for the life of the store: only one process uses a database file.
+    _lock: File,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`, applies migrations, and takes the
+    /// file lock. Fails with [`StoreError::Unavailable`] if another process has it open.
+    pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> StoreResult<SqliteStore> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|error| {
+                StoreError::Unavailable(
+                    format!("cannot create {}: {error}", parent.display()).into(),
+                )
+            })?;
+        }
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|error| {
+                StoreError::Unavailable(format!("cannot open {}: {error}", path.display()).into())
+            })?;
+        lock.try_lock().map_err(|_| {
+            StoreError::Unavailable(
+                format!(
+                    "{} is in use by another graphhooks process; SQLite serves one node (use PostgreSQL for several)",
+                    path.display()
+                )
+                .into(),
+            )
+        })?;
+
+        let mut connection = Connection::open(&path).store()?;
+        let synchronous = match options.durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
+        connection
+            .execute_batch(&format!(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = {synchronous};
+                 PRAGMA foreign_keys = ON;
+                 PRAGMA busy_timeout = 5000;
+                 PRAGMA cache_size = -65536;
+                 PRAGMA temp_store = MEMORY;"
+            ))
+            .store()?;
+        schema::migrate(&mut connection)?;
+        connection.set_prepared_statement_cache_capacity(64);
+        let readers = Readers::open(&path, options.readers.max(1))?;
+        let writer = Writer::start(connection).map_err(|error| {
+            StoreError::other(format!("cannot start the SQLite writer: {error}"))
+        })?;
+        Ok(SqliteStore {
+            writer,
+            readers,
+            path,
+            _lock: lock,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn health(&self) -> StoreResult<()> {
+        self.readers
+            .read(|c| c.query_row("SELECT 1", [], |_| Ok(())).store())
+            .await
+    }
+
+    async fn setting(&self, key: &str) -> StoreResult<Option<String>> {
+        let key = key.to_owned();
+        self.readers.read(move |c| catalog::setting(c, &key)).await
+    }
+
+    async fn set_setting_once(&self, key: &str, value: &str) -> StoreResult<bool> {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.writer
+            .write(move |c| catalog::set_setting_once(c, &key, &value))
+            .await
+    }
+
+    async fn seed_object_types(&self, types: Vec<ObjectType>) -> StoreResult<()> {
+        self.writer.write(move |c| catalog::seed(c, &types)).await
+    }
+
+    async fn object_types(&self) -> StoreResult<Vec<ObjectType>> {
+        self.readers.read(|c| catalog::all(c, true)).await
+    }
+
+    async fn put_object_type(
+        &self,
+        name: &str,
+        update: ObjectTypeUpdate,
+    ) -> StoreResult<ObjectType> {
+        let name = name.to_owned();
+        self.writer
+            .write(move |c| catalog::put(c, &name, update))
+            .await
+    }
+
+    async fn create_app(&self, app: App) -> StoreResult<()> {
+        self.writer.write(move |c| apps::create(c, &app)).await
+    }
+
+    async fn app(&self, id: &str) -> StoreResult<Option<App>> {
+        let id = id.to_owned();
+        self.readers.read(move |c| apps::get(c, &id)).await
+    }
+
+    async fn apps(&self) -> StoreResult<Vec<App>> {
+        self.readers.read(apps::all).await
+    }
+
+    async fn update_app(
+        &self,
+        id: &str,
+        name: Option<String>,
+        mode: Option<AppMode>,
+    ) -> StoreResult<App> {
+        let id = id.to_owned();
+        self.writer
+            .write(move |c| apps::update(c, &id, name, mode))
+            .await
+    }
+
+    async fn delete_app(&self, id: &str) -> StoreResult<()> {
+        let id = id.to_owned();
+        self.writer.write(move |c| apps::delete(c, &id)).await
+    }
+
+    async fn rotate_secret(
+        &self,
+        id: &str,
+        secret: Secret,
+        previous_until_ms: i64,
+    ) -> StoreResult<()> {
+        let id = id.to_owned();
+        self.writer
+            .write(move |c| apps::rotate_secret(c, &id, &secret, previous_until_ms))
+            .await
+    }
+
+    async fn put_role(&self, app_id: &str, user_id: &str, role: Role) -> StoreResult<()> {
+        let (app_id, user_id) = (app_id.to_owned(), user_id.to_owned());
+        self.writer
+            .write(move |c| apps::put_role(c, &app_id, &user_id, role))
+            .await
+    }
+
+    async fn delete_role(&self, app_id: &str, user_id: &str) -> StoreResult<()> {
+        let (app_id, user_id) = (app_id.to_owned(), user_id.to_owned());
+        self.writer
+            .write(move |c| apps::delete_role(c, &app_id, &user_id))
+            .await
+    }
+
+    async fn roles(&self, app_id: &str) -> StoreResult<Vec<(String, Role)>> {
+        let app_id = app_id.to_owned();
+        self.readers.read(move |c| apps::roles(c, &app_id)).await
+    }
+
+    async fn put_grant(&self, grant: Grant) -> StoreResult<()> {
+        self.writer.write(move |c| apps::put_grant(c, &grant)).await
+    }
+
+    async fn delete_grant(
+        &self,
+        app_id: &str,
+        object_type: &str,
+        object_id: &str,
+    ) -> StoreResult<()> {
+        let (app_id, object_type, object_id) = (
+            app_id.to_owned(),
+            object_type.to_owned(),
+            object_id.to_owned(),
+        );
+        self.writer
+            .write(move |c| apps::delete_grant(c, &app_id, &object_type, &object_id))
+            .await
+    }
+
+    async fn grants(&self, app_id: &str) -> StoreResult<Vec<Grant>> {
+        let app_id = app_id.to_owned();
+        self.readers.read(move |c| apps::grants(c, &app_id)).await
+    }
+
+    async fn subscriptions(&self, app_id: &str) -> StoreResult<Vec<Subscription>> {
+        let app_id = app_id.to_owned();
+        self.readers
+            .read(move |c| subscriptions::for_app(c, &app_id))
+            .await
+    }
+
+    async fn subscription(
+        &self,
+        app_id: &str,
+        object_type: &str,
+    ) -> StoreResult<Option<Subscription>> {
+        let (app_id, object_type) = (app_id.to_owned(), object_type.to_owned());
+        self.readers
+            .read(move |c| subscriptions::get(c, &app_id, &object_type))
+            .await
+    }
+
+    async fn put_subscription(&self, subscription: Subscription) -> StoreResult<()> {
+        self.writer
+            .write(move |c| subscriptions::put(c, &subscription))
+            .await
+    }
+
+    async fn delete_subscription(&self, app_id: &str, object_type: &str) -> StoreResult<()> {
+        let (app_id, object_type) = (app_id.to_owned(), object_type.to_owned());
+        self.writer
+            .write(move |c| subscriptions::delete(c, &app_id, &object_type))
+            .await
+    }
+
+    async fn insert_changes(&self, new: Vec<NewChange>) -> StoreResult<Vec<i64>> {
+        self.writer.write(move |c| changes::insert(c, &new)).await
+    }
+
+    async fn change(&self, id: i64) -> StoreResult<Option<Change>> {
+        self.readers.read(move |c| changes::get(c, id)).await
+    }
+
+    async fn fan_out(
+        &self,
+        limit: usize,
+        now_ms: i64,
+        planner: Planner,
+    ) -> StoreResult<FanoutReport> {
+        self.writer
+            .write(move |c| fanout::run(c, limit, now_ms, &planner))
+            .await
+    }
+
+    async fn explain_facts(
+        &self,
+        change_id: i64,
+        app_id: Option<&str>,
+    ) -> StoreResult<Option<ExplainFacts>> {
+        let app_id = app_id.map(str::to_owned);
+        self.readers
+            .read(move |c| fanout::explain_facts(c, change_id, app_id.as_deref()))
+            .await
+    }
+
+    async fn insert_delivery(&self, delivery: NewDelivery, now_ms: i64) -> StoreResult<i64> {
+        self.writer
+            .write(move |c| deliveries::insert(c, &delivery.planned, delivery.test, now_ms))
+            .await
+    }
+
+    async fn claim_due(
+        &self,
+        node: &str,
+        now_ms: i64,
+        limit: usize,
+        skip: &[SubscriptionKey],
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let node = node.to_owned();
+        let skip = skip.to_vec();
+        self.writer
+            .write(move |c| deliveries::claim_due(c, &node, now_ms, limit, &skip))
+            .await
+    }
+
+    async fn next_due_ms(&self) -> StoreResult<Option<i64>> {
+        self.readers.read(deliveries::next_due_ms).await
+    }
+
+    async fn record_outcomes(&self, outcomes: Vec<AttemptOutcome>) -> StoreResult<()> {
+        self.writer
+            .write(move |c| deliveries::record(c, &outcomes))
+            .await
+    }
+
+    async fn release_claims(&self, node: Option<&str>) -> StoreResult<u64> {
+        let node = node.map(str::to_owned);
+        self.writer
+            .write(move |c| deliveries::release_claims(c, node.as_deref()))
+            .await
+    }
+
+    async fn delivery(&self, id: i64) -> StoreResult<Option<Delivery>> {
+        self.readers.read(move |c| deliveries::get(c, id)).await
+    }
+
+    async fn deliveries(&self, filter: DeliveryFilter) -> StoreResult<Vec<Delivery>> {
+        self.readers
+            .read(move |c| deliveries::list(c, &filter))
+            .await
+    }
+
+    async fn redeliver(&self, id: i64, now_ms: i64) -> StoreResult<()> {
+        self.writer
+            .write(move |c| deliveries::redeliver(c, id, now_ms))
+            .await
+    }
+}

@@ -1,0 +1,123 @@
+//! The single writer: one thread owns the write connection and runs jobs in group commits.
+//!
+//! SQLite allows one writer at a time, so rather than let tasks queue on the file lock, every
+//! write is a job sent to this thread. The thread takes whatever jobs are waiting (up to
+//! [`MAX_GROUP`]), runs each inside its own savepoint (a failing job rolls back alone), commits
+//! once, and only then answers the callers. Many concurrent ingests thus share one fsync.
+
+use std::sync::mpsc;
+use std::thread;
+
+use graphhooks_store::StoreError;
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::error::map_error;
+
+/// Most jobs committed together; bounds how long one commit keeps callers waiting.
+const MAX_GROUP: usize = 256;
+
+/// Called after the commit with its result.
+type Finish = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
+/// Runs inside the transaction; says whether it succeeded and how to answer afterwards.
+type Job = Box<dyn FnOnce(&Connection) -> (bool, Finish) + Send>;
+
+/// Handle to the writer thread. Dropping every handle stops the thread after its last commit.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Starts the writer thread on `connection`.
+    pub(crate) fn start(connection: Connection) -> std::io::Result<Writer> {
+        let (jobs, receiver) = mpsc::channel::<Job>();
+        thread::Builder::new()
+            .name("graphhooks-sqlite-writer".into())
+            .spawn(move || run(connection, receiver))?;
+        Ok(Writer { jobs })
+    }
+
+    /// Runs `work` in the next group commit and returns its result once committed.
+    pub(crate) async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |connection| {
+            let result = work(connection);
+            let ok = result.is_ok();
+            let finish: Finish = Box::new(move |commit| {
+                let outcome = match (commit, result) {
+                    (Ok(()), result) => result,
+                    (Err(error), Ok(_)) => Err(StoreError::Unavailable(
+                        format!("commit failed: {error}").into(),
+                    )),
+                    (Err(_), Err(error)) => Err(error),
+                };
+                // The caller may have gone away (request cancelled); nothing to tell then.
+                let _ = reply.send(outcome);
+            });
+            (ok, finish)
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?
+    }
+}
+
+fn run(connection: Connection, receiver: mpsc::Receiver<Job>) {
+    while let Ok(first) = receiver.recv() {
+        let mut group = Vec::with_capacity(16);
+        group.push(first);
+        while group.len() < MAX_GROUP {
+            match receiver.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_group(&connection, group);
+    }
+}
+
+fn commit_group(connection: &Connection, group: Vec<Job>) {
+    if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
+        let error = map_error(error);
+        tracing::error!(%error, "Could not start a SQLite write transaction");
+        // Nothing ran: dropping the jobs closes their reply channels, so each caller gets
+        // `Unavailable` and may retry.
+        drop(group);
+        return;
+    }
+    let mut finishes = Vec::with_capacity(group.len());
+    for job in group {
+        let savepoint = connection.execute_batch("SAVEPOINT job");
+        let (ok, finish) = job(connection);
+        if savepoint.is_ok() {
+            let end = if ok {
+                "RELEASE job"
+            } else {
+                "ROLLBACK TO job; RELEASE job"
+            };
+            if let Err(error) = connection.execute_batch(end) {
+                tracing::warn!(%error, "Could not close a SQLite savepoint");
+            }
+        }
+        finishes.push(finish);
+    }
+    match connection.execute_batch("COMMIT") {
+        Ok(()) => finishes.into_iter().for_each(|finish| finish(Ok(()))),
+        Err(error) => {
+            let error = map_error(error);
+            tracing::error!(%error, "A SQLite commit failed; its writes are rolled back");
+            if let Err(rollback) = connection.execute_batch("ROLLBACK") {
+                tracing::warn!(error = %rollback, "Could not roll back after a failed commit");
+            }
+            finishes.into_iter().for_each(|finish| finish(Err(&error)));
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The shared store conformance suite on SQLite, one temporary database file per test.
+
+use std::sync::Arc;
+
+use graphhooks_store::conformance::Fixture;
+use graphhooks_store_sqlite::{SqliteOptions, SqliteStore};
+
+async fn sqlite() -> Fixture {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = SqliteStore::open(dir.path().join("conformance.db"), SqliteOptions::default())
+        .expect("open SQLite");
+    Fixture {
+        store: Arc::new(store),
+        guard: Box::new(dir),
+    }
+}
+
+graphhooks_store::store_conformance!(sqlite);

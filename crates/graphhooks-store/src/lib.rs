@@ -1,0 +1,160 @@
+//! Storage for graphhooks behind one trait, [`Store`], so the server never sees SQL or a driver
+//! type. Each backend (SQLite, PostgreSQL) lives in its own crate with its own migrations and
+//! passes the same [`conformance`] suite (feature `testing`).
+//!
+//! # The delivery queue
+//! Deliveries are rows. A row is *due* when its state is `pending` and `due_ms` has passed. A node
+//! *claims* due rows in batches ([`Store::claim_due`]), which marks them with its node id and
+//! commits at once; it then sends with no transaction open and records each outcome
+//! ([`Store::record_outcomes`]), which clears the claim. A row claimed by a node that stops
+//! (shutdown, crash) is released ([`Store::release_claims`], or lease expiry on shared backends)
+//! and becomes due again: that is how a crash in the middle of a send turns into a redelivery, and
+//! why delivery is at least once.
+//!
+//! Changes are accepted durably ([`Store::insert_changes`]) and turned into deliveries by
+//! [`Store::fan_out`], which reads the changes after a cursor, gathers the facts eligibility needs,
+//! lets the caller's planner decide, and stores the planned deliveries and the new cursor in one
+//! transaction, so a crash never loses or doubles a change's fan-out.
+
+mod error;
+mod types;
+
+#[cfg(feature = "testing")]
+pub mod conformance;
+
+pub use error::{BoxError, StoreError};
+pub use types::*;
+
+use async_trait::async_trait;
+use graphhooks_core::catalog::{ObjectType, ObjectTypeUpdate};
+use graphhooks_core::model::{
+    App, AppMode, Change, Delivery, Grant, NewChange, Role, Secret, Subscription,
+};
+
+/// Result of every store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything graphhooks keeps. One method per use case, so each backend can use its best SQL.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks the store is reachable.
+    async fn health(&self) -> StoreResult<()>;
+
+    /// A value from the key/value settings table (e.g. the hashed admin token).
+    async fn setting(&self, key: &str) -> StoreResult<Option<String>>;
+    /// Sets `key` to `value` unless it is already set; returns whether this call set it.
+    async fn set_setting_once(&self, key: &str, value: &str) -> StoreResult<bool>;
+
+    /// Adds the given types and fields where they do not exist yet; never changes existing ones,
+    /// so operators' edits of built-in types survive restarts.
+    async fn seed_object_types(&self, types: Vec<ObjectType>) -> StoreResult<()>;
+    /// The whole catalog, sorted by type name.
+    async fn object_types(&self) -> StoreResult<Vec<ObjectType>>;
+    /// Declares a type or adds/updates the named fields of an existing one; returns the result.
+    async fn put_object_type(
+        &self,
+        name: &str,
+        update: ObjectTypeUpdate,
+    ) -> StoreResult<ObjectType>;
+
+    /// Creates an app; [`StoreError::Conflict`] when the id is taken.
+    async fn create_app(&self, app: App) -> StoreResult<()>;
+    /// One app.
+    async fn app(&self, id: &str) -> StoreResult<Option<App>>;
+    /// All apps, by id.
+    async fn apps(&self) -> StoreResult<Vec<App>>;
+    /// Renames and/or switches the mode of an app.
+    async fn update_app(
+        &self,
+        id: &str,
+        name: Option<String>,
+        mode: Option<AppMode>,
+    ) -> StoreResult<App>;
+    /// Deletes an app with its roles, grants, subscriptions and deliveries.
+    async fn delete_app(&self, id: &str) -> StoreResult<()>;
+    /// Replaces the secret; the old one keeps signing until `previous_until_ms`.
+    async fn rotate_secret(
+        &self,
+        id: &str,
+        secret: Secret,
+        previous_until_ms: i64,
+    ) -> StoreResult<()>;
+
+    /// Sets a person's role on an app.
+    async fn put_role(&self, app_id: &str, user_id: &str, role: Role) -> StoreResult<()>;
+    /// Removes a role; [`StoreError::NotFound`] if there was none.
+    async fn delete_role(&self, app_id: &str, user_id: &str) -> StoreResult<()>;
+    /// The roles on an app, by user id.
+    async fn roles(&self, app_id: &str) -> StoreResult<Vec<(String, Role)>>;
+
+    /// Creates or replaces a grant.
+    async fn put_grant(&self, grant: Grant) -> StoreResult<()>;
+    /// Removes a grant; [`StoreError::NotFound`] if there was none.
+    async fn delete_grant(
+        &self,
+        app_id: &str,
+        object_type: &str,
+        object_id: &str,
+    ) -> StoreResult<()>;
+    /// An app's grants.
+    async fn grants(&self, app_id: &str) -> StoreResult<Vec<Grant>>;
+
+    /// An app's subscriptions, by object type.
+    async fn subscriptions(&self, app_id: &str) -> StoreResult<Vec<Subscription>>;
+    /// One subscription.
+    async fn subscription(
+        &self,
+        app_id: &str,
+        object_type: &str,
+    ) -> StoreResult<Option<Subscription>>;
+    /// Creates or replaces a subscription.
+    async fn put_subscription(&self, subscription: Subscription) -> StoreResult<()>;
+    /// Deletes a subscription; [`StoreError::NotFound`] if there was none.
+    async fn delete_subscription(&self, app_id: &str, object_type: &str) -> StoreResult<()>;
+
+    /// Stores changes durably (committed before this returns); ids in input order.
+    async fn insert_changes(&self, changes: Vec<NewChange>) -> StoreResult<Vec<i64>>;
+    /// One change.
+    async fn change(&self, id: i64) -> StoreResult<Option<Change>>;
+
+    /// Fans out up to `limit` changes past the cursor: gathers facts, calls `planner`, stores
+    /// its deliveries (due at `now_ms`) and advances the cursor, all in one transaction.
+    async fn fan_out(
+        &self,
+        limit: usize,
+        now_ms: i64,
+        planner: Planner,
+    ) -> StoreResult<FanoutReport>;
+    /// Everything needed to explain one change, for one app or all apps.
+    async fn explain_facts(
+        &self,
+        change_id: i64,
+        app_id: Option<&str>,
+    ) -> StoreResult<Option<ExplainFacts>>;
+
+    /// Stores one delivery outside fan-out (test notifications, replays); returns its id.
+    async fn insert_delivery(&self, delivery: NewDelivery, now_ms: i64) -> StoreResult<i64>;
+    /// Claims up to `limit` due deliveries for `node`, oldest due first, skipping the
+    /// subscriptions in `skip` (callbacks that have no room). Commits before returning.
+    async fn claim_due(
+        &self,
+        node: &str,
+        now_ms: i64,
+        limit: usize,
+        skip: &[SubscriptionKey],
+    ) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// When the earliest pending, unclaimed delivery is due (unix ms), if any.
+    async fn next_due_ms(&self) -> StoreResult<Option<i64>>;
+    /// Records attempts and their consequences, and releases those claims, in one transaction.
+    async fn record_outcomes(&self, outcomes: Vec<AttemptOutcome>) -> StoreResult<()>;
+    /// Releases every claim `node` holds (graceful shutdown), or every claim at all when `node`
+    /// is `None` (start-up of a single-node store).
+    async fn release_claims(&self, node: Option<&str>) -> StoreResult<u64>;
+    /// One delivery with its attempts.
+    async fn delivery(&self, id: i64) -> StoreResult<Option<Delivery>>;
+    /// A page of deliveries, newest first, with their attempts.
+    async fn deliveries(&self, filter: DeliveryFilter) -> StoreResult<Vec<Delivery>>;
+    /// Makes a delivery due now again, keeping id, body and attempt count; [`StoreError::NotFound`]
+    /// if there is no such delivery.
+    async fn redeliver(&self, id: i64, now_ms: i64) -> StoreResult<()>;
+}

@@ -1,0 +1,150 @@
+//! Row shapes that cross the [`crate::Store`] boundary beyond the core model: the fan-out planner,
+//! claimed deliveries, attempt outcomes, delivery filters and explain facts.
+
+use std::sync::Arc;
+
+use graphhooks_core::catalog::ObjectType;
+use graphhooks_core::fanout::{FanoutFacts, PlannedDelivery};
+use graphhooks_core::model::{AppMode, Attempt, Change, DeliveryState, Subscription};
+
+/// Decides the deliveries of a fan-out round from its changes and facts.
+pub type Planner = Arc<dyn Fn(&[Change], &FanoutFacts) -> Vec<PlannedDelivery> + Send + Sync>;
+
+/// What one fan-out round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FanoutReport {
+    /// Changes consumed.
+    pub changes: usize,
+    /// Deliveries created (pending or paused).
+    pub deliveries: usize,
+    /// Whether the round stopped at the limit with more changes waiting.
+    pub more: bool,
+}
+
+/// A subscription's identity: (app id, object type).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SubscriptionKey {
+    /// The app.
+    pub app_id: String,
+    /// The object type.
+    pub object_type: String,
+}
+
+/// A delivery to store outside fan-out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDelivery {
+    /// The plan: app, type, state, body and the changes in it.
+    pub planned: PlannedDelivery,
+    /// Whether it is a test notification.
+    pub test: bool,
+}
+
+/// Where and how a claimed delivery is sent, as of the claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryTarget {
+    /// The subscription's callback URL now.
+    pub callback_url: String,
+    /// Present the client certificate.
+    pub include_client_certificate: bool,
+    /// Add Standard Webhooks headers.
+    pub standard_webhooks: bool,
+    /// The app's current secret.
+    pub secret: String,
+    /// The previous secret while its grace period lasts.
+    pub previous_secret: Option<String>,
+}
+
+/// A delivery claimed for sending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedDelivery {
+    /// Delivery id.
+    pub id: i64,
+    /// The subscription it belongs to.
+    pub key: SubscriptionKey,
+    /// The exact body.
+    pub body: String,
+    /// Object ids in it, for per-object ordering.
+    pub object_ids: Vec<String>,
+    /// Attempts already recorded.
+    pub attempts_made: u32,
+    /// When the first attempt started (unix ms), if there was one.
+    pub first_attempt_ms: Option<i64>,
+    /// Where to send it, or `None` when the subscription no longer exists.
+    pub target: Option<DeliveryTarget>,
+    /// Test notification.
+    pub test: bool,
+}
+
+/// What happens to a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    /// It succeeded.
+    Delivered,
+    /// Try again at this time (unix ms).
+    RetryAt(i64),
+    /// Give up: `failed`.
+    Failed,
+}
+
+/// One attempt and its consequence, to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptOutcome {
+    /// The delivery.
+    pub delivery_id: i64,
+    /// Its subscription (the failing-since clock is kept per subscription).
+    pub key: SubscriptionKey,
+    /// The attempt (its number is `attempts_made + 1` of the claim). `None` when the delivery was
+    /// settled without sending (its subscription is gone).
+    pub attempt: Option<Attempt>,
+    /// What to do next.
+    pub next: NextStep,
+}
+
+/// Which deliveries to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryFilter {
+    /// Only this app's.
+    pub app_id: Option<String>,
+    /// Only in this state.
+    pub state: Option<DeliveryState>,
+    /// Only of this object type.
+    pub object_type: Option<String>,
+    /// Created at or after (unix seconds).
+    pub since: Option<i64>,
+    /// Created at or before (unix seconds).
+    pub until: Option<i64>,
+    /// Only ids below this one (the cursor of the previous page).
+    pub before_id: Option<i64>,
+    /// Page size.
+    pub limit: usize,
+}
+
+/// One app as explain sees it.
+#[derive(Debug, Clone)]
+pub struct ExplainApp {
+    /// The app.
+    pub app_id: String,
+    /// Its mode.
+    pub mode: AppMode,
+    /// Its subscription to the change's type, if any.
+    pub subscription: Option<Subscription>,
+    /// Its grant's permissions for the change's object, if any.
+    pub grant: Option<Vec<String>>,
+    /// Whether the change's actor has a role on it.
+    pub actor_has_role: bool,
+    /// The delivery that carried the change to it, if one did.
+    pub delivery_id: Option<i64>,
+}
+
+/// Everything explain needs for one change.
+#[derive(Debug, Clone)]
+pub struct ExplainFacts {
+    /// The change.
+    pub change: Change,
+    /// Its object type.
+    pub object_type: ObjectType,
+    /// Whether fan-out has processed it yet.
+    pub fanned_out: bool,
+    /// The apps considered.
+    pub apps: Vec<ExplainApp>,
+}
