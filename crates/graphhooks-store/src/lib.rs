@@ -1,6 +1,6 @@
 //! Storage for graphhooks behind one trait, [`Store`], so the server never sees SQL or a driver
 //! type. Each backend (SQLite, PostgreSQL) lives in its own crate with its own migrations and
-//! passes the same [`conformance`] suite (feature `testing`).
+//! passes the same `conformance` suite (feature `testing`).
 //!
 //! # The delivery queue
 //! Deliveries are rows. A row is *due* when its state is `pending` and `due_ms` has passed. A node

@@ -63,13 +63,14 @@ pub fn router(state: SharedState) -> Router {
             "/deliveries/{id}/redeliver",
             post(operator::deliveries::redeliver),
         )
-        .fallback(admin_not_found)
         .method_not_allowed_fallback(admin_method_not_allowed);
 
     Router::new()
         .route("/healthz", get(healthz))
         .nest("/admin", admin)
+        // Unknown operator paths answer in the operator's error shape, not the Graph one.
         .route("/admin", any(admin_not_found))
+        .route("/admin/{*rest}", any(admin_not_found))
         .route("/", any(graph::root))
         .route("/{*path}", any(graph::dispatch))
         .with_state(state)

@@ -1,0 +1,4 @@
+//! The subcommands, one module per group.
+
+pub(crate) mod admin;
+pub(crate) mod serve;
