@@ -59,12 +59,14 @@ impl Params {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(params);
         }
+        // The boundary of a multipart type is case-sensitive: compare a lowercased copy, parse
+        // the original.
         let content_type = headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        if content_type.starts_with("application/json") {
+            .unwrap_or("");
+        let media_type = content_type.to_ascii_lowercase();
+        if media_type.starts_with("application/json") {
             let value: Value = serde_json::from_slice(&body).map_err(|error| {
                 GraphError::invalid(format!("The JSON body could not be parsed: {error}"))
             })?;
@@ -76,8 +78,8 @@ impl Params {
             for (key, value) in map {
                 params.values.insert(key, value);
             }
-        } else if content_type.starts_with("multipart/form-data") {
-            let boundary = multer::parse_boundary(&content_type)
+        } else if media_type.starts_with("multipart/form-data") {
+            let boundary = multer::parse_boundary(content_type)
                 .map_err(|error| GraphError::invalid(format!("Invalid multipart body: {error}")))?;
             let stream =
                 futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(body) });

@@ -342,7 +342,7 @@ async fn parameters_arrive_in_every_encoding() {
     assert_eq!(response.status, StatusCode::OK, "{}", response.text);
 
     // Multipart, PHP-style list keys.
-    let boundary = "graphhooks-boundary";
+    let boundary = "GraphHooks-Boundary7MA4YWxk";
     let mut body = String::new();
     for (name, value) in [
         ("object", "page"),
