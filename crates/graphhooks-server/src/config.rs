@@ -69,6 +69,11 @@ pub struct Config {
     pub client_key: Option<PathBuf>,
     /// Most concurrent requests to one callback.
     pub callback_concurrency: usize,
+    /// Connections in the database pool (PostgreSQL).
+    pub database_pool_size: u32,
+    /// On a shared store, how long a node's lease lasts without a heartbeat; a node silent this
+    /// long is presumed dead and its work is taken over.
+    pub node_lease: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -89,6 +94,8 @@ impl std::fmt::Debug for Config {
             client_cert,
             client_key,
             callback_concurrency,
+            database_pool_size,
+            node_lease,
         } = self;
         let database = match database {
             DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
@@ -109,6 +116,8 @@ impl std::fmt::Debug for Config {
             .field("client_cert", client_cert)
             .field("client_key", client_key)
             .field("callback_concurrency", callback_concurrency)
+            .field("database_pool_size", database_pool_size)
+            .field("node_lease", node_lease)
             .finish()
     }
 }
@@ -130,6 +139,8 @@ impl Default for Config {
             client_cert: None,
             client_key: None,
             callback_concurrency: 16,
+            database_pool_size: 16,
+            node_lease: Duration::from_secs(10),
         }
     }
 }

@@ -146,19 +146,18 @@ impl Server {
         let address = listener.local_addr().unwrap_or(state.config.listen);
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
-        engine.spawn(&tracker, stop.clone());
-        if matches!(state.config.database, DatabaseUrl::Sqlite(_)) {
-            // One process per SQLite file (it is locked), so claims left behind are a crashed
-            // predecessor's: release them now.
+        if !state.store.shared() {
+            // One process per unshared store (the SQLite file is locked), so claims left behind
+            // are a crashed predecessor's: release them before this node starts claiming.
             let released = state.store.release_claims(None).await?;
             if released > 0 {
                 tracing::info!(
                     released,
                     "Released {released} deliveries claimed before the last stop; they go out again"
                 );
-                engine.deliveries_due();
             }
         }
+        engine.spawn(&tracker, stop.clone());
         let router =
             http::router(state.clone()).route("/metrics", axum::routing::get(metrics::render));
         tracing::info!(%address, "graphhooks is listening on {address}");

@@ -113,3 +113,19 @@ CREATE TABLE attempts (
     response    TEXT,
     PRIMARY KEY (delivery_id, number)
 ) WITHOUT ROWID;
+
+-- Nodes and their leases (the engine only heartbeats on shared stores; kept here so both
+-- backends behave the same under the conformance suite).
+CREATE TABLE nodes (
+    id           TEXT PRIMARY KEY,
+    heartbeat_ms INTEGER NOT NULL
+);
+
+-- Which node sends a subscription's deliveries.
+CREATE TABLE lanes (
+    app_id      TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    object_type TEXT NOT NULL,
+    node_id     TEXT NOT NULL,
+    PRIMARY KEY (app_id, object_type)
+);
+CREATE INDEX lanes_by_node ON lanes(node_id);

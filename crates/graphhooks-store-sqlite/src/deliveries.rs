@@ -55,6 +55,9 @@ pub(crate) fn insert(
     Ok(c.last_insert_rowid())
 }
 
+/// How many of the oldest due deliveries are looked at to find lanes to adopt.
+const LANE_CANDIDATES: i64 = 512;
+
 /// The key's text form used to pass skip lists to SQL.
 fn key_text(app_id: &str, object_type: &str) -> String {
     format!("{app_id}\u{1f}{object_type}")
@@ -72,14 +75,28 @@ pub(crate) fn claim_due(
         .map(|k| key_text(&k.app_id, &k.object_type))
         .collect();
     let skip = serde_json::to_string(&skip).map_err(StoreError::other)?;
+    // Adopt lanes with due work that no node owns (one node here, so all of them).
+    c.prepare_cached(
+        "INSERT INTO lanes (app_id, object_type, node_id)
+         SELECT DISTINCT app_id, object_type, ?1 FROM (
+           SELECT app_id, object_type FROM deliveries
+           WHERE state = 'pending' AND claimed_by IS NULL AND due_ms <= ?2
+           ORDER BY due_ms, id LIMIT ?3) oldest
+         WHERE true -- SQLite needs a WHERE before an upsert clause on INSERT ... SELECT
+         ON CONFLICT DO NOTHING",
+    )
+    .store()?
+    .execute(params![node, now_ms, LANE_CANDIDATES])
+    .store()?;
     let mut statement = c
         .prepare_cached(
             "UPDATE deliveries SET claimed_by = ?1
              WHERE id IN (
-               SELECT id FROM deliveries
-               WHERE state = 'pending' AND claimed_by IS NULL AND due_ms <= ?2
-                 AND (app_id || char(31) || object_type) NOT IN (SELECT value FROM json_each(?3))
-               ORDER BY due_ms, id LIMIT ?4)
+               SELECT d.id FROM deliveries d
+               JOIN lanes l ON l.app_id = d.app_id AND l.object_type = d.object_type AND l.node_id = ?1
+               WHERE d.state = 'pending' AND d.claimed_by IS NULL AND d.due_ms <= ?2
+                 AND (d.app_id || char(31) || d.object_type) NOT IN (SELECT value FROM json_each(?3))
+               ORDER BY d.due_ms, d.id LIMIT ?4)
              RETURNING id, app_id, object_type, body, object_ids, attempt_count, first_attempt_ms, test, due_ms",
         )
         .store()?;
@@ -155,10 +172,11 @@ pub(crate) fn next_due_ms(c: &Connection) -> Result<Option<i64>, StoreError> {
 }
 
 pub(crate) fn record(c: &Connection, outcomes: &[AttemptOutcome]) -> Result<(), StoreError> {
+    // Attempts of deliveries deleted meanwhile (their app was deleted) are dropped, not failed on.
     let mut insert_attempt = c
         .prepare_cached(
             "INSERT OR REPLACE INTO attempts (delivery_id, number, time_ms, status, error, latency_ms, response)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = ?1)",
         )
         .store()?;
     let mut update = c
@@ -169,9 +187,8 @@ pub(crate) fn record(c: &Connection, outcomes: &[AttemptOutcome]) -> Result<(), 
              WHERE id = ?1",
         )
         .store()?;
-    // Per subscription, the consequence of this batch for its failing-since clock: the last
-    // outcome wins; a failure keeps the earliest failure time.
-    let mut failing: HashMap<&SubscriptionKey, Option<i64>> = HashMap::new();
+    // Per subscription, what this batch does to its failing-since clock.
+    let mut clocks: HashMap<&SubscriptionKey, Clock> = HashMap::new();
     for outcome in outcomes {
         let (state, due) = match outcome.next {
             NextStep::Delivered => (DeliveryState::Delivered, None),
@@ -190,12 +207,16 @@ pub(crate) fn record(c: &Connection, outcomes: &[AttemptOutcome]) -> Result<(), 
                     attempt.response,
                 ])
                 .store()?;
-            let entry = failing.entry(&outcome.key).or_insert(None);
-            if outcome.next == NextStep::Delivered {
-                *entry = None;
-            } else if entry.is_none() {
-                *entry = Some(attempt.time_ms);
-            }
+            let next = match (
+                clocks.remove(&outcome.key),
+                outcome.next == NextStep::Delivered,
+            ) {
+                (_, true) => Clock::Clear,
+                (None, false) => Clock::Extend(attempt.time_ms),
+                (Some(Clock::Clear), false) => Clock::Restart(attempt.time_ms),
+                (Some(kept), false) => kept,
+            };
+            clocks.insert(&outcome.key, next);
         }
         update
             .execute(params![
@@ -207,36 +228,117 @@ pub(crate) fn record(c: &Connection, outcomes: &[AttemptOutcome]) -> Result<(), 
             ])
             .store()?;
     }
-    let mut clock = c
-        .prepare_cached(
-            "UPDATE subscriptions SET failing_since = CASE WHEN ?3 IS NULL THEN NULL ELSE coalesce(failing_since, ?3) END
-             WHERE app_id = ?1 AND object_type = ?2",
-        )
-        .store()?;
-    for (key, since) in failing {
-        clock
-            .execute(params![key.app_id, key.object_type, since])
+    for (key, clock) in clocks {
+        let (sql, at) = match clock {
+            Clock::Clear => (
+                "UPDATE subscriptions SET failing_since = NULL WHERE app_id = ?1 AND object_type = ?2 AND ?3 IS NULL",
+                None,
+            ),
+            Clock::Extend(at) => (
+                "UPDATE subscriptions SET failing_since = coalesce(failing_since, ?3) WHERE app_id = ?1 AND object_type = ?2",
+                Some(at),
+            ),
+            Clock::Restart(at) => (
+                "UPDATE subscriptions SET failing_since = ?3 WHERE app_id = ?1 AND object_type = ?2",
+                Some(at),
+            ),
+        };
+        c.prepare_cached(sql)
+            .store()?
+            .execute(params![key.app_id, key.object_type, at])
             .store()?;
     }
     Ok(())
 }
 
+/// How a batch of outcomes moves a subscription's failing-since clock.
+enum Clock {
+    /// A success came last: not failing.
+    Clear,
+    /// Failures only: failing since the earlier of the stored time and this one.
+    Extend(i64),
+    /// A success, then failures: failing since this one.
+    Restart(i64),
+}
+
 pub(crate) fn release_claims(c: &Connection, node: Option<&str>) -> Result<u64, StoreError> {
     let released = match node {
-        Some(node) => c
-            .execute(
+        Some(node) => {
+            c.execute("DELETE FROM lanes WHERE node_id = ?1", [node])
+                .store()?;
+            c.execute(
                 "UPDATE deliveries SET claimed_by = NULL WHERE claimed_by = ?1",
                 [node],
             )
-            .store()?,
-        None => c
-            .execute(
+            .store()?
+        }
+        None => {
+            c.execute("DELETE FROM lanes", []).store()?;
+            c.execute(
                 "UPDATE deliveries SET claimed_by = NULL WHERE claimed_by IS NOT NULL",
                 [],
             )
-            .store()?,
+            .store()?
+        }
     };
     Ok(released as u64)
+}
+
+pub(crate) fn release_lanes(
+    c: &Connection,
+    node: &str,
+    keys: &[SubscriptionKey],
+) -> Result<(), StoreError> {
+    let mut delete = c
+        .prepare_cached("DELETE FROM lanes WHERE node_id = ?1 AND app_id = ?2 AND object_type = ?3")
+        .store()?;
+    for key in keys {
+        delete
+            .execute(params![node, key.app_id, key.object_type])
+            .store()?;
+    }
+    Ok(())
+}
+
+/// Renews `node`'s lease and reaps nodes silent for longer than `ttl_ms`, releasing their claims
+/// and lanes. Returns (whether `node` itself had been reaped, claims released).
+pub(crate) fn heartbeat(
+    c: &Connection,
+    node: &str,
+    ttl_ms: i64,
+    now_ms: i64,
+    registered_before: bool,
+) -> Result<(bool, u64), StoreError> {
+    let renewed = c
+        .execute(
+            "UPDATE nodes SET heartbeat_ms = ?2 WHERE id = ?1",
+            params![node, now_ms],
+        )
+        .store()?;
+    if renewed == 0 {
+        c.execute(
+            "INSERT INTO nodes (id, heartbeat_ms) VALUES (?1, ?2)",
+            params![node, now_ms],
+        )
+        .store()?;
+    }
+    c.execute(
+        "DELETE FROM nodes WHERE heartbeat_ms < ?1 AND id <> ?2",
+        params![now_ms.saturating_sub(ttl_ms), node],
+    )
+    .store()?;
+    c.execute(
+        "DELETE FROM lanes WHERE node_id NOT IN (SELECT id FROM nodes)",
+        [],
+    )
+    .store()?;
+    let released = c
+        .execute(
+            "UPDATE deliveries SET claimed_by = NULL WHERE claimed_by IS NOT NULL AND claimed_by NOT IN (SELECT id FROM nodes)",
+            [],
+        )
+        .store()?;
+    Ok((renewed == 0 && registered_before, released as u64))
 }
 
 const DELIVERY_COLUMNS: &str = "id, app_id, object_type, state, created_time, body, test";

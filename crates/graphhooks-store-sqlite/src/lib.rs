@@ -27,8 +27,8 @@ use graphhooks_core::model::{
     App, AppMode, Change, Delivery, Grant, NewChange, Role, Secret, Subscription,
 };
 use graphhooks_store::{
-    AttemptOutcome, ClaimedDelivery, DeliveryFilter, ExplainFacts, FanoutReport, NewDelivery,
-    Planner, Store, StoreError, StoreResult, SubscriptionKey,
+    AttemptOutcome, ClaimedDelivery, DeliveryFilter, ExplainFacts, FanoutReport, Heartbeat,
+    NewDelivery, Planner, Store, StoreError, StoreResult, SubscriptionKey,
 };
 use rusqlite::Connection;
 
@@ -70,6 +70,8 @@ pub struct SqliteStore {
     path: PathBuf,
     /// Held for the life of the store: only one process uses a database file.
     _lock: File,
+    /// Node ids that have heartbeated (to tell a first heartbeat from a reaped node's).
+    registered: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -137,6 +139,7 @@ impl SqliteStore {
             readers,
             path,
             _lock: lock,
+            registered: std::sync::Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -151,6 +154,35 @@ impl Store for SqliteStore {
     async fn health(&self) -> StoreResult<()> {
         self.readers
             .read(|c| c.query_row("SELECT 1", [], |_| Ok(())).store())
+            .await
+    }
+
+    async fn heartbeat(&self, node: &str, ttl: std::time::Duration) -> StoreResult<Heartbeat> {
+        let registered_before = self
+            .registered
+            .lock()
+            .map(|set| set.contains(node))
+            .unwrap_or(true);
+        let node_id = node.to_owned();
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        let (reaped, released) = self
+            .writer
+            .write(move |c| deliveries::heartbeat(c, &node_id, ttl_ms, now, registered_before))
+            .await?;
+        if let Ok(mut set) = self.registered.lock() {
+            set.insert(node.to_owned());
+        }
+        Ok(Heartbeat { reaped, released })
+    }
+
+    async fn release_lanes(&self, node: &str, keys: &[SubscriptionKey]) -> StoreResult<()> {
+        let (node, keys) = (node.to_owned(), keys.to_vec());
+        self.writer
+            .write(move |c| deliveries::release_lanes(c, &node, &keys))
             .await
     }
 

@@ -57,6 +57,9 @@ macro_rules! store_conformance {
             the_failing_since_clock_follows_outcomes,
             deleting_an_app_removes_what_belongs_to_it,
             claims_see_the_current_target,
+            a_subscription_is_sent_by_one_node_at_a_time,
+            heartbeats_reap_silent_nodes,
+            outcomes_of_deleted_deliveries_do_not_block_others,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -672,7 +675,7 @@ pub async fn retries_become_due_at_their_time(store: Arc<dyn Store>) {
     );
 }
 
-/// Released claims (a stopped or crashed node) make deliveries claimable again.
+/// Released claims (a stopped or crashed node) make deliveries claimable again, by any node.
 pub async fn released_claims_are_claimable_again(store: Arc<dyn Store>) {
     basic(&*store).await;
     store
@@ -684,11 +687,138 @@ pub async fn released_claims_are_claimable_again(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(store.claim_due("a", 1_000, 1, &[]).await.unwrap().len(), 1);
-    assert_eq!(store.claim_due("b", 1_000, 1, &[]).await.unwrap().len(), 1);
+    assert!(
+        store
+            .claim_due("b", 1_000, 1, &[])
+            .await
+            .unwrap()
+            .is_empty(),
+        "the lane is a's"
+    );
     assert_eq!(store.release_claims(Some("a")).await.unwrap(), 1);
-    assert_eq!(store.claim_due("c", 1_000, 10, &[]).await.unwrap().len(), 1);
+    assert_eq!(store.claim_due("c", 1_000, 10, &[]).await.unwrap().len(), 2);
     assert_eq!(store.release_claims(None).await.unwrap(), 2);
     assert_eq!(store.claim_due("d", 1_000, 10, &[]).await.unwrap().len(), 2);
+}
+
+/// A subscription's deliveries go to one node at a time (its lane); lanes given back can be
+/// taken by another node.
+pub async fn a_subscription_is_sent_by_one_node_at_a_time(store: Arc<dyn Store>) {
+    basic(&*store).await;
+    store
+        .put_subscription(subscription("1", "page", &["feed"]))
+        .await
+        .unwrap();
+    let user = store
+        .insert_delivery(planned("1", "user", "u1"), 1_000)
+        .await
+        .unwrap();
+    let user_later = store
+        .insert_delivery(planned("1", "user", "u2"), 1_000)
+        .await
+        .unwrap();
+    let page = store
+        .insert_delivery(planned("1", "page", "p1"), 1_000)
+        .await
+        .unwrap();
+    let first = store.claim_due("a", 1_000, 1, &[]).await.unwrap();
+    assert_eq!(first.iter().map(|c| c.id).collect::<Vec<_>>(), vec![user]);
+    assert!(
+        store
+            .claim_due("b", 1_000, 10, &[])
+            .await
+            .unwrap()
+            .is_empty(),
+        "both lanes are a's"
+    );
+    store.release_lanes("a", &[key("1", "page")]).await.unwrap();
+    let taken = store.claim_due("b", 1_000, 10, &[]).await.unwrap();
+    assert_eq!(taken.iter().map(|c| c.id).collect::<Vec<_>>(), vec![page]);
+    let rest = store.claim_due("a", 1_000, 10, &[]).await.unwrap();
+    assert_eq!(
+        rest.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![user_later]
+    );
+}
+
+/// A node that stops heartbeating is reaped by the next heartbeat of another: its claims and
+/// lanes are released, and it learns it was reaped when it heartbeats again.
+pub async fn heartbeats_reap_silent_nodes(store: Arc<dyn Store>) {
+    use std::time::Duration;
+    basic(&*store).await;
+    store
+        .insert_delivery(planned("1", "user", "u1"), 1_000)
+        .await
+        .unwrap();
+    let first = store
+        .heartbeat("a", Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert!(!first.reaped, "a first heartbeat is not a reaping");
+    assert_eq!(store.claim_due("a", 1_000, 10, &[]).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .heartbeat("b", Duration::from_secs(3600))
+            .await
+            .unwrap()
+            .released,
+        0
+    );
+    // The lease rule compares heartbeat times; let the clock move past a's.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let beat = store
+        .heartbeat("b", Duration::from_millis(5))
+        .await
+        .unwrap();
+    assert_eq!(beat.released, 1, "a's claim is released");
+    assert!(!beat.reaped);
+    assert_eq!(
+        store.claim_due("b", 1_000, 10, &[]).await.unwrap().len(),
+        1,
+        "and its lane"
+    );
+    assert!(
+        store
+            .heartbeat("a", Duration::from_secs(3600))
+            .await
+            .unwrap()
+            .reaped
+    );
+}
+
+/// An outcome for a delivery deleted meanwhile (its app was deleted) does not fail the batch.
+pub async fn outcomes_of_deleted_deliveries_do_not_block_others(store: Arc<dyn Store>) {
+    basic(&*store).await;
+    store.create_app(app("2", AppMode::Live)).await.unwrap();
+    store
+        .put_subscription(subscription("2", "user", &["email"]))
+        .await
+        .unwrap();
+    let gone = store
+        .insert_delivery(planned("1", "user", "u1"), 1_000)
+        .await
+        .unwrap();
+    let kept = store
+        .insert_delivery(planned("2", "user", "u1"), 1_000)
+        .await
+        .unwrap();
+    assert_eq!(store.claim_due("a", 1_000, 10, &[]).await.unwrap().len(), 2);
+    store.delete_app("1").await.unwrap();
+    let delivered = |id, app: &str| AttemptOutcome {
+        delivery_id: id,
+        key: key(app, "user"),
+        attempt: Some(attempt(1, 1_000, Some(200))),
+        next: NextStep::Delivered,
+    };
+    store
+        .record_outcomes(vec![delivered(gone, "1"), delivered(kept, "2")])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.delivery(kept).await.unwrap().unwrap().state,
+        DeliveryState::Delivered
+    );
+    assert!(store.delivery(gone).await.unwrap().is_none());
 }
 
 /// The delivery log filters by app, state, type and time, newest first, in pages.
@@ -893,6 +1023,32 @@ pub async fn the_failing_since_clock_follows_outcomes(store: Arc<dyn Store>) {
             .failing_since,
         None
     );
+
+    // Within one batch: a failure, a success, a failure restarts the clock at the last one.
+    let third = store
+        .insert_delivery(planned("1", "user", "u3"), 30_000)
+        .await
+        .unwrap();
+    let fourth = store
+        .insert_delivery(planned("1", "user", "u4"), 30_000)
+        .await
+        .unwrap();
+    store.claim_due("a", 50_000, 10, &[]).await.unwrap();
+    store
+        .record_outcomes(vec![
+            failure(second, 50_000),
+            AttemptOutcome {
+                delivery_id: third,
+                key: key("1", "user"),
+                attempt: Some(attempt(1, 50_001, Some(200))),
+                next: NextStep::Delivered,
+            },
+            failure(fourth, 50_002),
+        ])
+        .await
+        .unwrap();
+    let sub = store.subscription("1", "user").await.unwrap().unwrap();
+    assert_eq!(sub.failing_since, Some(50_002));
 }
 
 /// Deleting an app deletes its subscriptions, grants, roles and deliveries.

@@ -11,6 +11,13 @@
 //! and becomes due again: that is how a crash in the middle of a send turns into a redelivery, and
 //! why delivery is at least once.
 //!
+//! On a store several nodes share ([`Store::shared`]), each node renews a lease with
+//! [`Store::heartbeat`]; a node whose lease lapses (crash, `kill -9`, partition) is reaped by
+//! whichever node heartbeats next, which releases its claims. Each subscription's deliveries are
+//! sent by one node at a time, the *lane owner*, so a callback's concurrency limit and
+//! per-object order hold across nodes; a node gives a lane back when it has been idle
+//! ([`Store::release_lanes`]) and a dead node's lanes are released with its claims.
+//!
 //! Changes are accepted durably ([`Store::insert_changes`]) and turned into deliveries by
 //! [`Store::fan_out`], which reads the changes after a cursor, gathers the facts eligibility needs,
 //! lets the caller's planner decide, and stores the planned deliveries and the new cursor in one
@@ -24,6 +31,8 @@ pub mod conformance;
 
 pub use error::{BoxError, StoreError};
 pub use types::*;
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use graphhooks_core::catalog::{ObjectType, ObjectTypeUpdate};
@@ -39,6 +48,31 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait Store: Send + Sync + 'static {
     /// Checks the store is reachable.
     async fn health(&self) -> StoreResult<()>;
+
+    /// Whether several nodes may share this store. A store that is not shared is used by one
+    /// process only, which may release every claim at start-up.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Wake-ups from other nodes (changes accepted, deliveries due), when the store carries
+    /// them.
+    fn events(&self) -> Option<tokio::sync::broadcast::Receiver<StoreEvent>> {
+        None
+    }
+
+    /// Renews `node`'s lease for `ttl` and reaps nodes whose lease has lapsed, releasing their
+    /// claims and lanes.
+    async fn heartbeat(&self, node: &str, ttl: Duration) -> StoreResult<Heartbeat> {
+        let _ = (node, ttl);
+        Ok(Heartbeat::default())
+    }
+
+    /// Gives back lanes `node` owns and no longer needs.
+    async fn release_lanes(&self, node: &str, keys: &[SubscriptionKey]) -> StoreResult<()> {
+        let _ = (node, keys);
+        Ok(())
+    }
 
     /// A value from the key/value settings table (e.g. the hashed admin token).
     async fn setting(&self, key: &str) -> StoreResult<Option<String>>;

@@ -148,3 +148,22 @@ pub struct ExplainFacts {
     /// The apps considered.
     pub apps: Vec<ExplainApp>,
 }
+
+/// A wake-up from another node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreEvent {
+    /// Changes were accepted: fan-out has work.
+    ChangesAccepted,
+    /// Deliveries were created or made due: dispatch has work.
+    DeliveriesDue,
+}
+
+/// What a heartbeat found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// This node's own lease had lapsed and it was reaped: its claims and lanes went to others,
+    /// so it must drop what it holds queued.
+    pub reaped: bool,
+    /// Claims released from reaped nodes by this heartbeat.
+    pub released: u64,
+}

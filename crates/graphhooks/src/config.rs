@@ -65,6 +65,12 @@ pub(crate) struct RawConfig {
     /// Most concurrent requests to one callback [default: 16]
     #[arg(long, env = "GRAPHHOOKS_CALLBACK_CONCURRENCY")]
     pub(crate) callback_concurrency: Option<usize>,
+    /// Connections in the PostgreSQL pool [default: 16]
+    #[arg(long, env = "GRAPHHOOKS_DATABASE_POOL_SIZE")]
+    pub(crate) database_pool_size: Option<u32>,
+    /// PostgreSQL: a node silent this long is presumed dead and its work taken over [default: 10s]
+    #[arg(long, env = "GRAPHHOOKS_NODE_LEASE")]
+    pub(crate) node_lease: Option<String>,
 }
 
 impl RawConfig {
@@ -92,6 +98,8 @@ impl RawConfig {
             client_cert,
             client_key,
             callback_concurrency,
+            database_pool_size,
+            node_lease,
         } = self;
         RawConfig {
             listen: listen.or(lower.listen),
@@ -109,6 +117,8 @@ impl RawConfig {
             client_cert: client_cert.or(lower.client_cert),
             client_key: client_key.or(lower.client_key),
             callback_concurrency: callback_concurrency.or(lower.callback_concurrency),
+            database_pool_size: database_pool_size.or(lower.database_pool_size),
+            node_lease: node_lease.or(lower.node_lease),
         }
     }
 
@@ -165,6 +175,14 @@ impl RawConfig {
         if self.client_cert.is_some() != self.client_key.is_some() {
             bail!("--client-cert and --client-key go together");
         }
+        let database_pool_size = required(self.database_pool_size, "database_pool_size")?;
+        if !(1..=1000).contains(&database_pool_size) {
+            bail!("--database-pool-size must be between 1 and 1000, not {database_pool_size}");
+        }
+        let node_lease = duration(self.node_lease, "node_lease")?;
+        if node_lease < std::time::Duration::from_secs(1) {
+            bail!("--node-lease must be at least 1s");
+        }
         Ok(Config {
             listen,
             database,
@@ -186,6 +204,8 @@ impl RawConfig {
             client_cert: self.client_cert,
             client_key: self.client_key,
             callback_concurrency,
+            database_pool_size,
+            node_lease,
         })
     }
 }
@@ -220,6 +240,8 @@ mod tests {
         assert_eq!(config.batch_max, expected.batch_max);
         assert_eq!(config.pause_after, expected.pause_after);
         assert_eq!(config.callback_concurrency, expected.callback_concurrency);
+        assert_eq!(config.database_pool_size, expected.database_pool_size);
+        assert_eq!(config.node_lease, expected.node_lease);
         assert!(!config.allow_private_callbacks && !config.allow_http_callbacks);
     }
 

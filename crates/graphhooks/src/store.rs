@@ -2,13 +2,15 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use graphhooks_server::DatabaseUrl;
+use graphhooks_server::http::error::error_chain;
 use graphhooks_store::Store;
+use graphhooks_store_postgres::{PostgresOptions, PostgresStore};
 use graphhooks_store_sqlite::{SqliteOptions, SqliteStore};
 
-/// Opens (and migrates) the store.
-pub(crate) async fn open(database: &DatabaseUrl) -> anyhow::Result<Arc<dyn Store>> {
+/// Opens (and migrates) the store; `pool_size` applies to PostgreSQL.
+pub(crate) async fn open(database: &DatabaseUrl, pool_size: u32) -> anyhow::Result<Arc<dyn Store>> {
     match database {
         DatabaseUrl::Sqlite(path) => {
             let path = path.clone();
@@ -17,12 +19,20 @@ pub(crate) async fn open(database: &DatabaseUrl) -> anyhow::Result<Arc<dyn Store
             })
             .await
             .context("opening the SQLite database")?
-            .map_err(|error| anyhow::anyhow!(graphhooks_server::http::error::error_chain(&error)))
+            .map_err(|error| anyhow::anyhow!(error_chain(&error)))
             .context("opening the SQLite database")?;
             Ok(Arc::new(store))
         }
-        DatabaseUrl::Postgres(_) => {
-            bail!("postgres:// databases are not supported by this build yet; use sqlite://PATH")
+        DatabaseUrl::Postgres(url) => {
+            let options = PostgresOptions {
+                pool_size,
+                ..PostgresOptions::default()
+            };
+            let store = PostgresStore::open(url, options)
+                .await
+                .map_err(|error| anyhow::anyhow!(error_chain(&error)))
+                .context("opening the PostgreSQL database")?;
+            Ok(Arc::new(store))
         }
     }
 }

@@ -27,6 +27,9 @@ const CLAIM_BATCH: usize = 500;
 const ORDER_SCAN: usize = 64;
 /// Longest idle wait before looking for due work again (retries, other nodes' work).
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// How long a lane stays empty before this node gives it back (shared stores only), so a busy
+/// subscription keeps its node and an idle one can go to whichever node sees it next.
+const LANE_IDLE_RELEASE: Duration = Duration::from_secs(2);
 /// Shortest idle wait, so due work that cannot be claimed yet does not make the loop spin.
 const DUE_RECHECK: Duration = Duration::from_millis(20);
 
@@ -90,6 +93,9 @@ struct Dispatcher {
     sends: JoinSet<Completion>,
     running: HashMap<Id, Running>,
     outcomes: mpsc::UnboundedSender<AttemptOutcome>,
+    /// Lanes that became empty, and when (shared stores give them back after a while).
+    emptied: HashMap<SubscriptionKey, Instant>,
+    last_lane_sweep: Instant,
 }
 
 impl Dispatcher {
@@ -121,6 +127,7 @@ impl Dispatcher {
         let count = claimed.len();
         let mut touched = HashSet::new();
         for delivery in claimed {
+            self.emptied.remove(&delivery.key);
             touched.insert(delivery.key.clone());
             self.held += 1;
             let lane = self.lanes.entry(delivery.key.clone()).or_default();
@@ -214,10 +221,62 @@ impl Dispatcher {
         let empty = lane.held() == 0;
         if empty {
             self.lanes.remove(&running.key);
+            self.emptied.insert(running.key, Instant::now());
         } else {
             self.start_ready(&running.key);
         }
         was_full || self.held < CLAIM_BATCH
+    }
+
+    /// Drops every queued (not yet started) delivery: this node was reaped and others own them
+    /// now. Attempts in flight finish and are recorded as usual.
+    fn drop_queued(&mut self) {
+        let mut dropped = 0;
+        for lane in self.lanes.values_mut() {
+            dropped += lane.queue.len();
+            lane.queue.clear();
+            lane.queued_bytes = 0;
+        }
+        self.held = self.held.saturating_sub(dropped);
+        self.lanes.retain(|_, lane| lane.in_flight > 0);
+        tracing::warn!(
+            dropped,
+            "Dropped {dropped} queued deliveries after this node was reaped"
+        );
+    }
+
+    /// Gives back lanes that have been empty for a while (shared stores).
+    async fn release_idle_lanes(&mut self) {
+        if !self.shared.store.shared() || self.last_lane_sweep.elapsed() < LANE_IDLE_RELEASE / 2 {
+            return;
+        }
+        self.last_lane_sweep = Instant::now();
+        let idle: Vec<SubscriptionKey> = self
+            .emptied
+            .iter()
+            .filter(|(key, since)| {
+                since.elapsed() >= LANE_IDLE_RELEASE && !self.lanes.contains_key(*key)
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        if idle.is_empty() {
+            return;
+        }
+        match self
+            .shared
+            .store
+            .release_lanes(&self.shared.node_id, &idle)
+            .await
+        {
+            Ok(()) => {
+                for key in &idle {
+                    self.emptied.remove(key);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(error = %crate::http::error::error_chain(&error), "Could not give back idle lanes")
+            }
+        }
     }
 
     /// When to look for due work next, at most [`IDLE_POLL`] from now.
@@ -257,10 +316,17 @@ pub(crate) async fn run(shared: Arc<EngineShared>, shutdown: CancellationToken) 
         sends: JoinSet::new(),
         running: HashMap::new(),
         outcomes,
+        emptied: HashMap::new(),
+        last_lane_sweep: Instant::now(),
     };
     let mut claim_now = true;
     let mut wake = Instant::now();
     loop {
+        if shared.reaped.swap(false, Ordering::AcqRel) {
+            dispatcher.drop_queued();
+            claim_now = true;
+        }
+        dispatcher.release_idle_lanes().await;
         if claim_now {
             claim_now = dispatcher.claim().await;
             if !claim_now {

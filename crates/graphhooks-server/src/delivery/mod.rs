@@ -24,17 +24,22 @@
 //! - Per (app, object) order: a lane never starts a first attempt whose objects overlap a
 //!   delivery in flight or an earlier one still queued, so deliveries that succeed on their first
 //!   attempt arrive in order. Retries are exempt: they are already out of order.
+//! - On a store several nodes share, each node heartbeats its lease ([`nodes`]); a node that
+//!   stops heartbeating is reaped by the others and its claims become due again. A
+//!   subscription's deliveries go through one node at a time (its lane owner), so the
+//!   per-callback limit and per-object order hold across nodes.
 //! - Graceful shutdown stops claiming, lets in-flight attempts finish for a short grace period,
 //!   records what finished, and releases every claim it still holds.
 
 pub mod client;
 pub mod dispatch;
 pub mod fanout;
+pub mod nodes;
 pub mod record;
 pub mod send;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use graphhooks_store::Store;
 use tokio::sync::Notify;
@@ -57,6 +62,8 @@ pub(crate) struct EngineShared {
     pub(crate) work: Notify,
     /// The earliest retry time recorded since dispatch last looked (unix ms; `i64::MAX` = none).
     pub(crate) next_retry_ms: AtomicI64,
+    /// Set when this node learns it was reaped: dispatch drops what it holds queued.
+    pub(crate) reaped: AtomicBool,
 }
 
 /// Handle to the engine, cheap to clone; API handlers use it to wake the tasks.
@@ -87,6 +94,7 @@ impl Engine {
                 changes: Notify::new(),
                 work: Notify::new(),
                 next_retry_ms: AtomicI64::new(i64::MAX),
+                reaped: AtomicBool::new(false),
             }),
         }
     }
@@ -94,6 +102,16 @@ impl Engine {
     /// Starts fan-out and dispatch (with its recorder) on `tracker`; they stop on `shutdown`.
     pub(crate) fn spawn(&self, tracker: &TaskTracker, shutdown: CancellationToken) {
         tracker.spawn(fanout::run(self.shared.clone(), shutdown.clone()));
+        if self.shared.store.shared() {
+            tracker.spawn(nodes::heartbeat(self.shared.clone(), shutdown.clone()));
+        }
+        if let Some(events) = self.shared.store.events() {
+            tracker.spawn(nodes::forward_events(
+                self.shared.clone(),
+                events,
+                shutdown.clone(),
+            ));
+        }
         tracker.spawn(dispatch::run(self.shared.clone(), shutdown));
     }
 

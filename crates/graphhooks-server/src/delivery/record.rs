@@ -4,16 +4,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use graphhooks_store::{AttemptOutcome, NextStep};
+use graphhooks_store::{AttemptOutcome, NextStep, StoreError};
 use tokio::sync::mpsc;
 
 use super::{Engine, EngineShared};
 
 /// Most outcomes written in one call.
 const BATCH: usize = 2000;
-/// Attempts to write one batch before giving up on it (its claims are then released at
-/// shutdown or restart, and the deliveries are sent again: at least once).
+/// Attempts to write one batch that fails for a reason other than storage being unavailable,
+/// before giving up on it (its claims are then released at shutdown, restart or lease expiry,
+/// and the deliveries are sent again: at least once).
 const WRITE_TRIES: u32 = 30;
+
+/// Wait before retry `tries`: 100 ms doubling to 5 s.
+fn backoff(tries: u32) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1 << tries.min(6)).min(5000))
+}
 
 /// Runs until every sender is dropped and the channel is drained.
 pub(crate) async fn run(
@@ -29,14 +35,22 @@ pub(crate) async fn run(
                 _ => None,
             })
             .min();
-        let mut tries = 0;
+        let mut tries = 0u32;
         loop {
             tries += 1;
             match shared.store.record_outcomes(batch.clone()).await {
                 Ok(()) => break,
+                // Storage down: keep the outcomes and wait for it to come back; the claims stay
+                // ours meanwhile, so nothing is sent twice on this node's account.
+                Err(error @ StoreError::Unavailable(_)) => {
+                    if tries == 1 || tries % 20 == 0 {
+                        tracing::warn!(error = %crate::http::error::error_chain(&error), tries, outcomes = batch.len(), "Recording attempt outcomes failed; retrying until storage is back");
+                    }
+                    tokio::time::sleep(backoff(tries)).await;
+                }
                 Err(error) if tries < WRITE_TRIES => {
                     tracing::warn!(error = %crate::http::error::error_chain(&error), tries, "Recording attempt outcomes failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(200 * u64::from(tries.min(10)))).await;
+                    tokio::time::sleep(backoff(tries)).await;
                 }
                 Err(error) => {
                     tracing::error!(

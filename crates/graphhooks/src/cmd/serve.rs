@@ -62,7 +62,7 @@ async fn shutdown_signal() {
 pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = load(args.raw, args.config.as_deref())?;
     tracing::debug!(?config, "Configuration");
-    let store = crate::store::open(&config.database).await?;
+    let store = crate::store::open(&config.database, config.database_pool_size).await?;
     let server = Server::build(config, store)
         .await
         .context("starting graphhooks")?;
@@ -81,7 +81,7 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// Applies migrations and exits.
 pub(crate) async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     let database = DatabaseUrl::parse(&args.database).map_err(anyhow::Error::msg)?;
-    crate::store::open(&database).await?;
+    crate::store::open(&database, 2).await?;
     println!("graphhooks: the database schema is up to date");
     Ok(())
 }

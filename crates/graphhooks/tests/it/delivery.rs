@@ -706,7 +706,6 @@ async fn the_log_pages_with_cursors_and_apps_see_only_their_own() {
 
 #[tokio::test]
 async fn graceful_shutdown_lets_an_attempt_in_flight_finish() {
-    use graphhooks_store::Store as _;
     let server = TestServer::start().await;
     let app = server.create_app("live").await;
     let receiver = Receiver::builder()
@@ -732,12 +731,8 @@ async fn graceful_shutdown_lets_an_attempt_in_flight_finish() {
         .await;
     receiver.next_post(WAIT).await.expect("the attempt started");
     // Stop while the receiver is still answering: the attempt finishes and is recorded.
-    let dir = server.stop().await;
-    let store = graphhooks_store_sqlite::SqliteStore::open(
-        dir.path().join("graphhooks.db"),
-        Default::default(),
-    )
-    .unwrap();
+    let stopped = server.stop().await;
+    let store = stopped.data.open().await;
     let deliveries = store
         .deliveries(graphhooks_store::DeliveryFilter {
             limit: 10,

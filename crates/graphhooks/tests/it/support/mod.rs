@@ -14,6 +14,9 @@ use std::time::Duration;
 
 use ::http::{Method, StatusCode};
 use graphhooks_server::{Config, DatabaseUrl, Server};
+use graphhooks_store::Store;
+use graphhooks_store_postgres::testing::TestDatabase;
+use graphhooks_store_postgres::{PostgresOptions, PostgresStore};
 use graphhooks_store_sqlite::{SqliteOptions, SqliteStore};
 use graphhooks_testkit::{Receiver, TestCa};
 use serde_json::{Value, json};
@@ -54,10 +57,68 @@ impl TestApp {
     }
 }
 
+/// Which store the in-process servers use: SQLite unless `GRAPHHOOKS_TEST_STORE=postgres`, so
+/// the same suite runs on both backends.
+pub fn postgres_selected() -> bool {
+    std::env::var("GRAPHHOOKS_TEST_STORE").is_ok_and(|v| v.eq_ignore_ascii_case("postgres"))
+}
+
+/// Where a test server's data lives.
+pub enum Data {
+    /// A SQLite file in the server's directory.
+    Sqlite(std::path::PathBuf),
+    /// A throwaway PostgreSQL database.
+    Postgres(TestDatabase),
+}
+
+impl Data {
+    async fn create(dir: &std::path::Path) -> Data {
+        if postgres_selected() {
+            Data::Postgres(TestDatabase::create().await)
+        } else {
+            Data::Sqlite(dir.join("graphhooks.db"))
+        }
+    }
+
+    fn url(&self) -> DatabaseUrl {
+        match self {
+            Data::Sqlite(path) => DatabaseUrl::Sqlite(path.clone()),
+            Data::Postgres(database) => DatabaseUrl::Postgres(database.url.clone()),
+        }
+    }
+
+    /// Opens a store on this data.
+    pub async fn open(&self) -> Arc<dyn Store> {
+        match self {
+            Data::Sqlite(path) => {
+                Arc::new(SqliteStore::open(path, SqliteOptions::default()).expect("open SQLite"))
+            }
+            Data::Postgres(database) => {
+                let options = PostgresOptions {
+                    pool_size: 4,
+                    ..PostgresOptions::default()
+                };
+                Arc::new(
+                    PostgresStore::open(&database.url, options)
+                        .await
+                        .expect("open PostgreSQL"),
+                )
+            }
+        }
+    }
+}
+
+/// What is left of a stopped server: its data, to inspect.
+pub struct Stopped {
+    pub dir: tempfile::TempDir,
+    pub data: Data,
+}
+
 /// graphhooks running in this process.
 pub struct TestServer {
     pub base: String,
     pub ca: Arc<TestCa>,
+    data: Option<Data>,
     dir: Option<tempfile::TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<()>>,
@@ -65,10 +126,10 @@ pub struct TestServer {
 
 /// Settings most tests want: private (loopback) callbacks allowed, the test CA trusted, a short
 /// retry schedule, a short timeout.
-pub fn test_config(ca_path: &std::path::Path, db: &std::path::Path) -> Config {
+pub fn test_config(ca_path: &std::path::Path, database: &DatabaseUrl) -> Config {
     Config {
         listen: "127.0.0.1:0".parse().expect("address"),
-        database: DatabaseUrl::Sqlite(db.to_path_buf()),
+        database: database.clone(),
         admin_token: Some(ADMIN_TOKEN.into()),
         callback_ca: Some(ca_path.to_path_buf()),
         allow_private_callbacks: true,
@@ -98,11 +159,11 @@ impl TestServer {
         init_logging();
         let dir = tempfile::tempdir().expect("temporary directory");
         let ca_path = ca.write_pem(dir.path());
-        let db = dir.path().join("graphhooks.db");
-        let mut config = test_config(&ca_path, &db);
+        let data = Data::create(dir.path()).await;
+        let mut config = test_config(&ca_path, &data.url());
         adjust(&mut config);
-        let store = SqliteStore::open(&db, SqliteOptions::default()).expect("open SQLite");
-        let server = Server::build(config, Arc::new(store))
+        let store = data.open().await;
+        let server = Server::build(config, store)
             .await
             .expect("build the server");
         let base = format!("http://{}", server.local_addr());
@@ -118,6 +179,7 @@ impl TestServer {
         TestServer {
             base,
             ca,
+            data: Some(data),
             dir: Some(dir),
             shutdown: Some(shutdown),
             handle: Some(handle),
@@ -132,8 +194,8 @@ impl TestServer {
             .path()
     }
 
-    /// Stops the server gracefully, waits for it, and hands back its data directory.
-    pub async fn stop(mut self) -> tempfile::TempDir {
+    /// Stops the server gracefully, waits for it, and hands back its data.
+    pub async fn stop(mut self) -> Stopped {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -143,7 +205,10 @@ impl TestServer {
                 .expect("the server stops in time")
                 .expect("the server task ends cleanly");
         }
-        self.dir.take().expect("the directory")
+        Stopped {
+            dir: self.dir.take().expect("the directory"),
+            data: self.data.take().expect("the data"),
+        }
     }
 
     /// A receiver with this server's CA.

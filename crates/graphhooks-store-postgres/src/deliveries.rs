@@ -1,0 +1,583 @@
+//! The delivery queue and log: bulk inserts, claims with `FOR UPDATE SKIP LOCKED` restricted to
+//! this node's lanes, batched outcome recording, listing and redelivery.
+
+use std::collections::{HashMap, HashSet};
+
+use graphhooks_core::fanout::PlannedDelivery;
+use graphhooks_core::model::{Attempt, Delivery, DeliveryState};
+use graphhooks_store::{
+    AttemptOutcome, ClaimedDelivery, DeliveryFilter, DeliveryTarget, NewDelivery, NextStep,
+    StoreError, SubscriptionKey,
+};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
+
+use crate::error::{SqlResultExt, corrupt};
+use crate::events::CHANNEL;
+
+/// Lanes a node may adopt in one claim: spreads subscriptions over nodes instead of letting the
+/// first node that looks take them all.
+const NEW_LANES_PER_CLAIM: i64 = 32;
+/// How many of the oldest due deliveries are looked at to find lanes to adopt.
+const LANE_CANDIDATES: i64 = 512;
+
+pub(crate) async fn insert_many(
+    connection: &mut PgConnection,
+    planned: &[PlannedDelivery],
+    test: bool,
+    now_ms: i64,
+) -> Result<Vec<i64>, StoreError> {
+    if planned.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut app_ids = Vec::with_capacity(planned.len());
+    let mut object_types = Vec::with_capacity(planned.len());
+    let mut states = Vec::with_capacity(planned.len());
+    let mut bodies = Vec::with_capacity(planned.len());
+    let mut change_ids = Vec::with_capacity(planned.len());
+    let mut object_ids = Vec::with_capacity(planned.len());
+    for delivery in planned {
+        app_ids.push(delivery.app_id.as_str());
+        object_types.push(delivery.object_type.as_str());
+        states.push(delivery.state.as_str());
+        bodies.push(delivery.notification.body.as_str());
+        // Arrays of arrays must be rectangular in PostgreSQL, so each row's lists travel as JSON.
+        change_ids.push(
+            serde_json::to_string(&delivery.notification.change_ids).map_err(StoreError::other)?,
+        );
+        object_ids.push(
+            serde_json::to_string(&delivery.notification.object_ids).map_err(StoreError::other)?,
+        );
+    }
+    let ids = sqlx::query_scalar(
+        "INSERT INTO deliveries (app_id, object_type, state, created_time, body, change_ids, first_change_id,
+                                 last_change_id, object_ids, test, due_ms)
+         SELECT u.app_id, u.object_type, u.state, $7, u.body, c.ids, c.first, c.last,
+                ARRAY(SELECT jsonb_array_elements_text(u.object_ids::jsonb)), $8, $9
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+                WITH ORDINALITY AS u(app_id, object_type, state, body, change_ids, object_ids, ord)
+         CROSS JOIN LATERAL (
+           SELECT coalesce(array_agg(v::bigint ORDER BY v::bigint), '{}') AS ids, min(v::bigint) AS first, max(v::bigint) AS last
+           FROM jsonb_array_elements_text(u.change_ids::jsonb) AS v) c
+         ORDER BY u.ord
+         RETURNING id",
+    )
+    .bind(&app_ids)
+    .bind(&object_types)
+    .bind(&states)
+    .bind(&bodies)
+    .bind(&change_ids)
+    .bind(&object_ids)
+    .bind(now_ms / 1000)
+    .bind(test)
+    .bind(now_ms)
+    .fetch_all(&mut *connection)
+    .await
+    .map_err(|error| match &error {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("23503") => StoreError::NotFound("app"),
+        _ => crate::error::map_error(error),
+    })?;
+    Ok(ids)
+}
+
+pub(crate) async fn insert(
+    pool: &PgPool,
+    delivery: &NewDelivery,
+    now_ms: i64,
+) -> Result<i64, StoreError> {
+    let mut transaction = pool.begin().await.store()?;
+    let ids = insert_many(
+        &mut transaction,
+        std::slice::from_ref(&delivery.planned),
+        delivery.test,
+        now_ms,
+    )
+    .await?;
+    notify(&mut transaction).await?;
+    transaction.commit().await.store()?;
+    ids.into_iter()
+        .next()
+        .ok_or_else(|| StoreError::other("the insert returned no id"))
+}
+
+async fn notify(connection: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, 'deliveries')")
+        .bind(CHANNEL)
+        .execute(connection)
+        .await
+        .store()?;
+    Ok(())
+}
+
+fn key_text(app_id: &str, object_type: &str) -> String {
+    format!("{app_id}\u{1f}{object_type}")
+}
+
+pub(crate) async fn claim_due(
+    pool: &PgPool,
+    node: &str,
+    now_ms: i64,
+    limit: usize,
+    skip: &[SubscriptionKey],
+) -> Result<Vec<ClaimedDelivery>, StoreError> {
+    let skip: Vec<String> = skip
+        .iter()
+        .map(|k| key_text(&k.app_id, &k.object_type))
+        .collect();
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut transaction = pool.begin().await.store()?;
+    // Adopt lanes with due work that no node owns.
+    sqlx::query(
+        "INSERT INTO lanes (app_id, object_type, node_id)
+         SELECT c.app_id, c.object_type, $1 FROM (
+           SELECT DISTINCT app_id, object_type FROM (
+             SELECT app_id, object_type FROM deliveries
+             WHERE state = 'pending' AND claimed_by IS NULL AND due_ms <= $2
+             ORDER BY due_ms, id LIMIT $3) oldest) c
+         WHERE NOT EXISTS (SELECT 1 FROM lanes l WHERE l.app_id = c.app_id AND l.object_type = c.object_type)
+         LIMIT $4
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(node)
+    .bind(now_ms)
+    .bind(LANE_CANDIDATES)
+    .bind(NEW_LANES_PER_CLAIM)
+    .execute(&mut *transaction)
+    .await
+    .store()?;
+    let rows = sqlx::query(
+        "WITH due AS (
+           SELECT d.id FROM deliveries d
+           JOIN lanes l ON l.app_id = d.app_id AND l.object_type = d.object_type AND l.node_id = $1
+           WHERE d.state = 'pending' AND d.claimed_by IS NULL AND d.due_ms <= $2
+             AND NOT (d.app_id || chr(31) || d.object_type = ANY($3))
+           ORDER BY d.due_ms, d.id LIMIT $4
+           FOR UPDATE OF d SKIP LOCKED)
+         UPDATE deliveries d SET claimed_by = $1 FROM due WHERE d.id = due.id
+         RETURNING d.id, d.app_id, d.object_type, d.body, d.object_ids, d.attempt_count, d.first_attempt_ms, d.test, d.due_ms",
+    )
+    .bind(node)
+    .bind(now_ms)
+    .bind(&skip)
+    .bind(limit)
+    .fetch_all(&mut *transaction)
+    .await
+    .store()?;
+    let mut claimed = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let due: i64 = row.try_get(8).store()?;
+        let attempts: i32 = row.try_get(5).store()?;
+        claimed.push((
+            due,
+            ClaimedDelivery {
+                id: row.try_get(0).store()?,
+                key: SubscriptionKey {
+                    app_id: row.try_get(1).store()?,
+                    object_type: row.try_get(2).store()?,
+                },
+                body: row.try_get(3).store()?,
+                object_ids: row.try_get(4).store()?,
+                attempts_made: u32::try_from(attempts).unwrap_or(0),
+                first_attempt_ms: row.try_get(6).store()?,
+                target: None,
+                test: row.try_get(7).store()?,
+            },
+        ));
+    }
+    claimed.sort_by_key(|(due, delivery)| (*due, delivery.id));
+    let keys: HashSet<&SubscriptionKey> = claimed.iter().map(|(_, d)| &d.key).collect();
+    let (key_apps, key_types): (Vec<&str>, Vec<&str>) = keys
+        .iter()
+        .map(|k| (k.app_id.as_str(), k.object_type.as_str()))
+        .unzip();
+    let mut targets: HashMap<SubscriptionKey, DeliveryTarget> = HashMap::new();
+    if !keys.is_empty() {
+        let rows = sqlx::query(
+            "SELECT s.app_id, s.object_type, s.callback_url, s.include_client_certificate, s.standard_webhooks, a.secret,
+                    CASE WHEN a.previous_secret_until > $3 THEN a.previous_secret END
+             FROM subscriptions s JOIN apps a ON a.id = s.app_id
+             JOIN unnest($1::text[], $2::text[]) AS k(app_id, object_type)
+               ON s.app_id = k.app_id AND s.object_type = k.object_type",
+        )
+        .bind(&key_apps)
+        .bind(&key_types)
+        .bind(now_ms)
+        .fetch_all(&mut *transaction)
+        .await
+        .store()?;
+        for row in rows {
+            targets.insert(
+                SubscriptionKey {
+                    app_id: row.try_get(0).store()?,
+                    object_type: row.try_get(1).store()?,
+                },
+                DeliveryTarget {
+                    callback_url: row.try_get(2).store()?,
+                    include_client_certificate: row.try_get(3).store()?,
+                    standard_webhooks: row.try_get(4).store()?,
+                    secret: row.try_get(5).store()?,
+                    previous_secret: row.try_get(6).store()?,
+                },
+            );
+        }
+    }
+    transaction.commit().await.store()?;
+    Ok(claimed
+        .into_iter()
+        .map(|(_, mut delivery)| {
+            delivery.target = targets.get(&delivery.key).cloned();
+            delivery
+        })
+        .collect())
+}
+
+pub(crate) async fn next_due_ms(pool: &PgPool) -> Result<Option<i64>, StoreError> {
+    sqlx::query_scalar(
+        "SELECT min(due_ms) FROM deliveries WHERE state = 'pending' AND claimed_by IS NULL",
+    )
+    .fetch_one(pool)
+    .await
+    .store()
+}
+
+/// How a batch moves a subscription's failing-since clock.
+enum Clock {
+    /// A success came last: not failing.
+    Clear,
+    /// Failures only: failing since the earlier of the stored time and this one.
+    Extend(i64),
+    /// A success, then failures: failing since this one.
+    Restart(i64),
+}
+
+/// The clock after one more outcome.
+fn advance(clock: Option<Clock>, outcome: &AttemptOutcome, time_ms: i64) -> Clock {
+    match (clock, outcome.next == NextStep::Delivered) {
+        (_, true) => Clock::Clear,
+        (None, false) => Clock::Extend(time_ms),
+        (Some(Clock::Clear), false) => Clock::Restart(time_ms),
+        (Some(kept), false) => kept,
+    }
+}
+
+pub(crate) async fn record(pool: &PgPool, outcomes: &[AttemptOutcome]) -> Result<(), StoreError> {
+    let mut transaction = pool.begin().await.store()?;
+    let (
+        mut a_ids,
+        mut a_numbers,
+        mut a_times,
+        mut a_statuses,
+        mut a_errors,
+        mut a_latencies,
+        mut a_responses,
+    ) = (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut d_ids, mut d_states, mut d_dues, mut d_numbers, mut d_times) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    let mut clocks: HashMap<&SubscriptionKey, Clock> = HashMap::new();
+    // One statement may not touch a row twice: keep the last outcome per delivery.
+    let mut last: HashMap<i64, usize> = HashMap::new();
+    for (index, outcome) in outcomes.iter().enumerate() {
+        last.insert(outcome.delivery_id, index);
+    }
+    for (index, outcome) in outcomes.iter().enumerate() {
+        if last.get(&outcome.delivery_id) != Some(&index) {
+            if let Some(attempt) = &outcome.attempt {
+                let previous = clocks.remove(&outcome.key);
+                clocks.insert(&outcome.key, advance(previous, outcome, attempt.time_ms));
+            }
+            continue;
+        }
+        let (state, due) = match outcome.next {
+            NextStep::Delivered => (DeliveryState::Delivered, None),
+            NextStep::RetryAt(at) => (DeliveryState::Pending, Some(at)),
+            NextStep::Failed => (DeliveryState::Failed, None),
+        };
+        d_ids.push(outcome.delivery_id);
+        d_states.push(state.as_str());
+        d_dues.push(due);
+        d_numbers.push(
+            outcome
+                .attempt
+                .as_ref()
+                .map(|a| i32::try_from(a.number).unwrap_or(i32::MAX)),
+        );
+        d_times.push(outcome.attempt.as_ref().map(|a| a.time_ms));
+        if let Some(attempt) = &outcome.attempt {
+            a_ids.push(outcome.delivery_id);
+            a_numbers.push(i32::try_from(attempt.number).unwrap_or(i32::MAX));
+            a_times.push(attempt.time_ms);
+            a_statuses.push(attempt.status.map(i32::from));
+            a_errors.push(attempt.error.as_deref());
+            a_latencies.push(i32::try_from(attempt.latency_ms).unwrap_or(i32::MAX));
+            a_responses.push(attempt.response.as_deref());
+            let previous = clocks.remove(&outcome.key);
+            clocks.insert(&outcome.key, advance(previous, outcome, attempt.time_ms));
+        }
+    }
+    // Attempts of deliveries deleted meanwhile (their app was deleted) are dropped, not failed on.
+    sqlx::query(
+        "INSERT INTO attempts (delivery_id, number, time_ms, status, error, latency_ms, response)
+         SELECT u.* FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::int[], $5::text[], $6::int[], $7::text[])
+                AS u(delivery_id, number, time_ms, status, error, latency_ms, response)
+         WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = u.delivery_id)
+         ON CONFLICT (delivery_id, number) DO UPDATE SET time_ms = excluded.time_ms, status = excluded.status,
+           error = excluded.error, latency_ms = excluded.latency_ms, response = excluded.response",
+    )
+    .bind(&a_ids)
+    .bind(&a_numbers)
+    .bind(&a_times)
+    .bind(&a_statuses)
+    .bind(&a_errors)
+    .bind(&a_latencies)
+    .bind(&a_responses)
+    .execute(&mut *transaction)
+    .await
+    .store()?;
+    sqlx::query(
+        "UPDATE deliveries d SET state = u.state, due_ms = coalesce(u.due_ms, d.due_ms), claimed_by = NULL,
+                attempt_count = greatest(d.attempt_count, coalesce(u.number, 0)),
+                first_attempt_ms = coalesce(d.first_attempt_ms, u.time_ms)
+         FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::int[], $5::bigint[]) AS u(id, state, due_ms, number, time_ms)
+         WHERE d.id = u.id",
+    )
+    .bind(&d_ids)
+    .bind(&d_states)
+    .bind(&d_dues)
+    .bind(&d_numbers)
+    .bind(&d_times)
+    .execute(&mut *transaction)
+    .await
+    .store()?;
+    for (key, clock) in clocks {
+        let (sql, at) = match clock {
+            Clock::Clear => (
+                "UPDATE subscriptions SET failing_since = NULL WHERE app_id = $1 AND object_type = $2 AND $3::bigint IS NULL",
+                None,
+            ),
+            Clock::Extend(at) => (
+                "UPDATE subscriptions SET failing_since = coalesce(failing_since, $3) WHERE app_id = $1 AND object_type = $2",
+                Some(at),
+            ),
+            Clock::Restart(at) => (
+                "UPDATE subscriptions SET failing_since = $3 WHERE app_id = $1 AND object_type = $2",
+                Some(at),
+            ),
+        };
+        sqlx::query(sql)
+            .bind(&key.app_id)
+            .bind(&key.object_type)
+            .bind(at)
+            .execute(&mut *transaction)
+            .await
+            .store()?;
+    }
+    transaction.commit().await.store()
+}
+
+pub(crate) async fn release_claims(pool: &PgPool, node: Option<&str>) -> Result<u64, StoreError> {
+    let mut transaction = pool.begin().await.store()?;
+    let released = match node {
+        Some(node) => {
+            sqlx::query("DELETE FROM lanes WHERE node_id = $1")
+                .bind(node)
+                .execute(&mut *transaction)
+                .await
+                .store()?;
+            sqlx::query("UPDATE deliveries SET claimed_by = NULL WHERE claimed_by = $1")
+                .bind(node)
+                .execute(&mut *transaction)
+                .await
+                .store()?
+        }
+        None => {
+            sqlx::query("DELETE FROM lanes")
+                .execute(&mut *transaction)
+                .await
+                .store()?;
+            sqlx::query("UPDATE deliveries SET claimed_by = NULL WHERE claimed_by IS NOT NULL")
+                .execute(&mut *transaction)
+                .await
+                .store()?
+        }
+    };
+    if released.rows_affected() > 0 {
+        notify(&mut transaction).await?;
+    }
+    transaction.commit().await.store()?;
+    Ok(released.rows_affected())
+}
+
+pub(crate) async fn release_lanes(
+    pool: &PgPool,
+    node: &str,
+    keys: &[SubscriptionKey],
+) -> Result<(), StoreError> {
+    let (apps, types): (Vec<&str>, Vec<&str>) = keys
+        .iter()
+        .map(|k| (k.app_id.as_str(), k.object_type.as_str()))
+        .unzip();
+    sqlx::query(
+        "DELETE FROM lanes l USING unnest($2::text[], $3::text[]) AS k(app_id, object_type)
+         WHERE l.node_id = $1 AND l.app_id = k.app_id AND l.object_type = k.object_type",
+    )
+    .bind(node)
+    .bind(&apps)
+    .bind(&types)
+    .execute(pool)
+    .await
+    .store()?;
+    Ok(())
+}
+
+const DELIVERY_COLUMNS: &str = "id, app_id, object_type, state, created_time, body, test";
+
+fn delivery_row(row: &PgRow) -> Result<Delivery, StoreError> {
+    let state: String = row.try_get(3).store()?;
+    Ok(Delivery {
+        id: row.try_get(0).store()?,
+        app_id: row.try_get(1).store()?,
+        object_type: row.try_get(2).store()?,
+        state: DeliveryState::parse(&state).map_err(|e| corrupt("delivery state", e))?,
+        created_time: row.try_get(4).store()?,
+        body: row.try_get(5).store()?,
+        attempts: Vec::new(),
+        test: row.try_get(6).store()?,
+    })
+}
+
+async fn with_attempts(
+    pool: &PgPool,
+    mut deliveries: Vec<Delivery>,
+) -> Result<Vec<Delivery>, StoreError> {
+    if deliveries.is_empty() {
+        return Ok(deliveries);
+    }
+    let index: HashMap<i64, usize> = deliveries
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.id, i))
+        .collect();
+    let ids: Vec<i64> = deliveries.iter().map(|d| d.id).collect();
+    let rows = sqlx::query(
+        "SELECT delivery_id, number, time_ms, status, error, latency_ms, response FROM attempts
+         WHERE delivery_id = ANY($1) ORDER BY delivery_id, number",
+    )
+    .bind(&ids)
+    .fetch_all(pool)
+    .await
+    .store()?;
+    for row in rows {
+        let delivery_id: i64 = row.try_get(0).store()?;
+        if let Some(&position) = index.get(&delivery_id) {
+            let number: i32 = row.try_get(1).store()?;
+            let status: Option<i32> = row.try_get(3).store()?;
+            let latency: i32 = row.try_get(5).store()?;
+            deliveries[position].attempts.push(Attempt {
+                number: u32::try_from(number).unwrap_or(0),
+                time_ms: row.try_get(2).store()?,
+                status: status.and_then(|s| u16::try_from(s).ok()),
+                error: row.try_get(4).store()?,
+                latency_ms: u32::try_from(latency).unwrap_or(0),
+                response: row.try_get(6).store()?,
+            });
+        }
+    }
+    Ok(deliveries)
+}
+
+pub(crate) async fn get(pool: &PgPool, id: i64) -> Result<Option<Delivery>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .store()?;
+    let deliveries = row
+        .as_ref()
+        .map(delivery_row)
+        .transpose()?
+        .into_iter()
+        .collect();
+    Ok(with_attempts(pool, deliveries).await?.into_iter().next())
+}
+
+pub(crate) async fn list(
+    pool: &PgPool,
+    filter: &DeliveryFilter,
+) -> Result<Vec<Delivery>, StoreError> {
+    let mut query: QueryBuilder<'_, Postgres> = QueryBuilder::new(format!(
+        "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE true"
+    ));
+    if let Some(app_id) = &filter.app_id {
+        query.push(" AND app_id = ").push_bind(app_id);
+    }
+    if let Some(state) = filter.state {
+        query.push(" AND state = ").push_bind(state.as_str());
+    }
+    if let Some(object_type) = &filter.object_type {
+        query.push(" AND object_type = ").push_bind(object_type);
+    }
+    if let Some(since) = filter.since {
+        query.push(" AND created_time >= ").push_bind(since);
+    }
+    if let Some(until) = filter.until {
+        query.push(" AND created_time <= ").push_bind(until);
+    }
+    if let Some(before) = filter.before_id {
+        query.push(" AND id < ").push_bind(before);
+    }
+    query
+        .push(" ORDER BY id DESC LIMIT ")
+        .push_bind(i64::try_from(filter.limit).unwrap_or(i64::MAX));
+    let rows = query.build().fetch_all(pool).await.store()?;
+    let deliveries = rows
+        .iter()
+        .map(delivery_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    with_attempts(pool, deliveries).await
+}
+
+pub(crate) async fn redeliver(pool: &PgPool, id: i64, now_ms: i64) -> Result<(), StoreError> {
+    let mut transaction = pool.begin().await.store()?;
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM deliveries WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *transaction)
+        .await
+        .store()?;
+    if exists.is_none() {
+        return Err(StoreError::NotFound("delivery"));
+    }
+    // A claimed delivery is being sent right now; the attempt under way is the redelivery.
+    sqlx::query(
+        "UPDATE deliveries SET state = 'pending', due_ms = $2 WHERE id = $1 AND claimed_by IS NULL",
+    )
+    .bind(id)
+    .bind(now_ms)
+    .execute(&mut *transaction)
+    .await
+    .store()?;
+    notify(&mut transaction).await?;
+    transaction.commit().await.store()
+}
+
+/// The first non-test delivery to `app_id` that carried change `change_id`.
+pub(crate) async fn carrying_change(
+    connection: &mut PgConnection,
+    app_id: &str,
+    object_type: &str,
+    change_id: i64,
+) -> Result<Option<i64>, StoreError> {
+    sqlx::query_scalar(
+        "SELECT id FROM deliveries
+         WHERE app_id = $1 AND object_type = $2 AND first_change_id <= $3 AND last_change_id >= $3
+           AND $3 = ANY(change_ids) AND NOT test
+         ORDER BY id LIMIT 1",
+    )
+    .bind(app_id)
+    .bind(object_type)
+    .bind(change_id)
+    .fetch_optional(connection)
+    .await
+    .store()
+}
