@@ -43,7 +43,7 @@ pub(crate) async fn run(
                 // Storage down: keep the outcomes and wait for it to come back; the claims stay
                 // ours meanwhile, so nothing is sent twice on this node's account.
                 Err(error @ StoreError::Unavailable(_)) => {
-                    if tries == 1 || tries % 20 == 0 {
+                    if tries == 1 || tries.is_multiple_of(20) {
                         tracing::warn!(error = %crate::http::error::error_chain(&error), tries, outcomes = batch.len(), "Recording attempt outcomes failed; retrying until storage is back");
                     }
                     tokio::time::sleep(backoff(tries)).await;
