@@ -17,6 +17,7 @@ pub const MAX_VALUE_BYTES: usize = graphhooks_core::MAX_BODY_BYTES - 64 * 1024;
 
 /// One change as submitted.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ChangeIn {
     /// Object type.
     pub object: String,
@@ -36,6 +37,7 @@ pub struct ChangeIn {
 
 /// The body of `POST /admin/changes`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ChangesIn {
     /// The changes, in order.
     pub changes: Vec<ChangeIn>,

@@ -109,6 +109,7 @@ impl Server {
             client,
             engine: engine.clone(),
             admin_token_sha256,
+            subscription_locks: std::sync::Mutex::new(std::collections::HashMap::new()),
         });
         Ok(Server {
             listener,

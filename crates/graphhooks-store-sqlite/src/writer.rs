@@ -14,6 +14,18 @@ use tokio::sync::oneshot;
 
 use crate::error::map_error;
 
+/// An error and its sources, joined with ": ".
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Most jobs committed together; bounds how long one commit keeps callers waiting.
 const MAX_GROUP: usize = 256;
 
@@ -64,9 +76,9 @@ impl Writer {
         self.jobs
             .send(job)
             .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?
+        answer.await.map_err(|_| {
+            StoreError::Unavailable("the SQLite write was not carried out (see the log)".into())
+        })?
     }
 }
 
@@ -87,7 +99,7 @@ fn run(connection: Connection, receiver: mpsc::Receiver<Job>) {
 fn commit_group(connection: &Connection, group: Vec<Job>) {
     if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
         let error = map_error(error);
-        tracing::error!(%error, "Could not start a SQLite write transaction");
+        tracing::warn!(error = %error_chain(&error), "Could not start a SQLite write transaction; the writes are refused");
         // Nothing ran: dropping the jobs closes their reply channels, so each caller gets
         // `Unavailable` and may retry.
         drop(group);
@@ -95,17 +107,21 @@ fn commit_group(connection: &Connection, group: Vec<Job>) {
     }
     let mut finishes = Vec::with_capacity(group.len());
     for job in group {
-        let savepoint = connection.execute_batch("SAVEPOINT job");
+        // Without its savepoint a failing job could not be undone alone: refuse it instead
+        // (dropping it answers its caller with `Unavailable`).
+        if let Err(error) = connection.execute_batch("SAVEPOINT job") {
+            tracing::warn!(error = %error_chain(&map_error(error)), "Could not open a SQLite savepoint; the write is refused");
+            drop(job);
+            continue;
+        }
         let (ok, finish) = job(connection);
-        if savepoint.is_ok() {
-            let end = if ok {
-                "RELEASE job"
-            } else {
-                "ROLLBACK TO job; RELEASE job"
-            };
-            if let Err(error) = connection.execute_batch(end) {
-                tracing::warn!(%error, "Could not close a SQLite savepoint");
-            }
+        let end = if ok {
+            "RELEASE job"
+        } else {
+            "ROLLBACK TO job; RELEASE job"
+        };
+        if let Err(error) = connection.execute_batch(end) {
+            tracing::warn!(error = %error_chain(&map_error(error)), "Could not close a SQLite savepoint");
         }
         finishes.push(finish);
     }
@@ -113,7 +129,7 @@ fn commit_group(connection: &Connection, group: Vec<Job>) {
         Ok(()) => finishes.into_iter().for_each(|finish| finish(Ok(()))),
         Err(error) => {
             let error = map_error(error);
-            tracing::error!(%error, "A SQLite commit failed; its writes are rolled back");
+            tracing::error!(error = %error_chain(&error), "A SQLite commit failed; its writes are rolled back and refused");
             if let Err(rollback) = connection.execute_batch("ROLLBACK") {
                 tracing::warn!(error = %rollback, "Could not roll back after a failed commit");
             }

@@ -39,8 +39,8 @@ pub struct NewDelivery {
     pub test: bool,
 }
 
-/// Where and how a claimed delivery is sent, as of the claim.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where and how a claimed delivery is sent, as of the claim. `Debug` leaves the secrets out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct DeliveryTarget {
     /// The subscription's callback URL now.
     pub callback_url: String,
@@ -52,6 +52,24 @@ pub struct DeliveryTarget {
     pub secret: String,
     /// The previous secret while its grace period lasts.
     pub previous_secret: Option<String>,
+}
+
+impl std::fmt::Debug for DeliveryTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeliveryTarget")
+            .field("callback_url", &self.callback_url)
+            .field(
+                "include_client_certificate",
+                &self.include_client_certificate,
+            )
+            .field("standard_webhooks", &self.standard_webhooks)
+            .field("secret", &"[REDACTED]")
+            .field(
+                "previous_secret",
+                &self.previous_secret.as_ref().map(|_| "[REDACTED]"),
+            )
+            .finish()
+    }
 }
 
 /// A delivery claimed for sending.

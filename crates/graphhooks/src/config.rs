@@ -17,7 +17,7 @@ use serde::Deserialize;
 pub(crate) const DEFAULTS: &str = include_str!("../config.default.toml");
 
 /// One layer of configuration; every key optional so layers can be merged.
-#[derive(Debug, Default, Clone, Deserialize, Args)]
+#[derive(Default, Clone, Deserialize, Args)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawConfig {
     /// Address to bind [default: 127.0.0.1:8080]
@@ -71,6 +71,19 @@ pub(crate) struct RawConfig {
     /// PostgreSQL: a node silent this long is presumed dead and its work taken over [default: 10s]
     #[arg(long, env = "GRAPHHOOKS_NODE_LEASE")]
     pub(crate) node_lease: Option<String>,
+}
+
+impl std::fmt::Debug for RawConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The admin token and the database URL (which may hold a password) stay out.
+        f.debug_struct("RawConfig")
+            .field("listen", &self.listen)
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "[REDACTED]"),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl RawConfig {

@@ -39,7 +39,7 @@ enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the API, the dashboard and the delivery workers.
+    /// Run the Graph-compatible API, the operator API and the delivery workers.
     Serve(cmd::serve::ServeArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate(cmd::serve::MigrateArgs),

@@ -27,6 +27,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::http::error::error_chain;
 
+/// Longest callback URL accepted.
+pub const CALLBACK_URL_MAX: usize = 2048;
 /// Bytes of a response body kept for the delivery log.
 pub const RESPONSE_SNIPPET: usize = 1024;
 /// Bytes of a response body read at most; past this the connection is dropped, not reused.
@@ -236,6 +238,11 @@ impl CallbackClient {
 
     /// Checks a callback URL's form and where it resolves, without contacting it.
     pub async fn check_url(&self, url: &str) -> Result<Uri, CallbackRefused> {
+        if url.len() > CALLBACK_URL_MAX {
+            return Err(CallbackRefused(format!(
+                "callback_url is longer than {CALLBACK_URL_MAX} characters"
+            )));
+        }
         let uri = self.check_form(url)?;
         let host = uri_host(&uri);
         if let Ok(ip) = host.parse::<IpAddr>() {

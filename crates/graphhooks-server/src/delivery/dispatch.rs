@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use graphhooks_store::{AttemptOutcome, ClaimedDelivery, SubscriptionKey};
+use graphhooks_store::{AttemptOutcome, ClaimedDelivery, NextStep, SubscriptionKey};
 use tokio::sync::mpsc;
 use tokio::task::{Id, JoinError, JoinSet};
 use tokio::time::Instant;
@@ -15,12 +15,16 @@ use tokio_util::sync::CancellationToken;
 use super::{EngineShared, record, send};
 use crate::clock::now_ms;
 
-/// Most claims one lane holds (queued + in flight); a full lane is skipped when claiming.
+/// Most claims a healthy lane holds (queued + in flight); a full lane is skipped when claiming.
+/// A lane whose last attempt failed holds no more than it can send at once, so callbacks that
+/// hang or fail cannot take the node's room from healthy ones.
 pub const LANE_HELD_MAX: usize = 1000;
 /// Most body bytes one lane holds queued.
-const LANE_BYTES_MAX: usize = 32 * 1024 * 1024;
+const LANE_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// Most claims the node holds in all.
 const HELD_MAX: usize = 20_000;
+/// Most body bytes the node holds queued in all.
+const HELD_BYTES_MAX: usize = 256 * 1024 * 1024;
 /// Most deliveries one claim takes.
 const CLAIM_BATCH: usize = 500;
 /// How far into a lane's queue to look for a delivery whose objects are not busy.
@@ -48,8 +52,9 @@ impl Lane {
         self.queue.len() + self.in_flight
     }
 
-    fn full(&self) -> bool {
-        self.held() >= LANE_HELD_MAX || self.queued_bytes >= LANE_BYTES_MAX
+    /// Whether the lane holds `cap` claims or its byte limit.
+    fn full(&self, cap: usize) -> bool {
+        self.held() >= cap || self.queued_bytes >= LANE_BYTES_MAX
     }
 
     /// The index of the next delivery that may start without overtaking an earlier one for the
@@ -82,6 +87,7 @@ struct Completion {
 /// still be accounted for.
 struct Running {
     key: SubscriptionKey,
+    delivery_id: i64,
     /// Object ids registered as busy (first attempts only).
     objects: Vec<String>,
 }
@@ -93,6 +99,10 @@ struct Dispatcher {
     sends: JoinSet<Completion>,
     running: HashMap<Id, Running>,
     outcomes: mpsc::UnboundedSender<AttemptOutcome>,
+    /// Body bytes of queued claims.
+    held_bytes: usize,
+    /// Lanes whose last finished attempt failed.
+    failing: HashSet<SubscriptionKey>,
     /// Lanes that became empty, and when (shared stores give them back after a while).
     emptied: HashMap<SubscriptionKey, Instant>,
     last_lane_sweep: Instant,
@@ -102,14 +112,14 @@ impl Dispatcher {
     /// Claims what there is room for; returns whether more may be due right now.
     async fn claim(&mut self) -> bool {
         let room = HELD_MAX.saturating_sub(self.held);
-        if room == 0 {
+        if room == 0 || self.held_bytes >= HELD_BYTES_MAX {
             return false;
         }
         let limit = room.min(CLAIM_BATCH);
         let skip: Vec<SubscriptionKey> = self
             .lanes
             .iter()
-            .filter(|(_, lane)| lane.full())
+            .filter(|(key, lane)| lane.full(self.lane_cap(key)))
             .map(|(key, _)| key.clone())
             .collect();
         let claimed = match self
@@ -130,6 +140,7 @@ impl Dispatcher {
             self.emptied.remove(&delivery.key);
             touched.insert(delivery.key.clone());
             self.held += 1;
+            self.held_bytes += delivery.body.len();
             let lane = self.lanes.entry(delivery.key.clone()).or_default();
             lane.queued_bytes += delivery.body.len();
             lane.queue.push_back(delivery);
@@ -138,6 +149,15 @@ impl Dispatcher {
             self.start_ready(&key);
         }
         count == limit
+    }
+
+    /// How many claims a lane may hold: few while its callback fails.
+    fn lane_cap(&self, key: &SubscriptionKey) -> usize {
+        if self.failing.contains(key) {
+            self.shared.config.callback_concurrency.max(1)
+        } else {
+            LANE_HELD_MAX
+        }
     }
 
     /// Starts as many queued deliveries of a lane as its concurrency allows.
@@ -157,6 +177,7 @@ impl Dispatcher {
                 return;
             };
             lane.queued_bytes = lane.queued_bytes.saturating_sub(delivery.body.len());
+            self.held_bytes = self.held_bytes.saturating_sub(delivery.body.len());
             lane.in_flight += 1;
             let objects = if delivery.attempts_made == 0 {
                 let objects = std::mem::take(&mut delivery.object_ids);
@@ -167,6 +188,7 @@ impl Dispatcher {
             } else {
                 Vec::new()
             };
+            let delivery_id = delivery.id;
             let shared = self.shared.clone();
             let handle = self.sends.spawn(async move {
                 Completion {
@@ -177,6 +199,7 @@ impl Dispatcher {
                 handle.id(),
                 Running {
                     key: key.clone(),
+                    delivery_id,
                     objects,
                 },
             );
@@ -185,30 +208,45 @@ impl Dispatcher {
 
     /// Accounts for a finished send; returns whether room opened that a claim could use.
     fn complete(&mut self, joined: Result<(Id, Completion), JoinError>) -> bool {
-        let (id, completion) = match joined {
-            Ok((id, completion)) => (id, Some(completion)),
-            Err(error) => {
-                if error.is_panic() {
-                    tracing::error!(error = %error, "A delivery attempt panicked; the delivery will be retried after its claim is released");
-                }
-                (error.id(), None)
-            }
+        let (id, completion, failure) = match joined {
+            Ok((id, completion)) => (id, Some(completion), None),
+            Err(error) => (
+                error.id(),
+                None,
+                error.is_panic().then(|| error.to_string()),
+            ),
         };
         let Some(running) = self.running.remove(&id) else {
             return false;
         };
-        if let Some(completion) = completion
-            && self.outcomes.send(completion.outcome).is_err()
-        {
+        if let Some(error) = failure {
             tracing::error!(
-                "The outcome recorder has stopped; an attempt outcome was not recorded"
+                delivery_id = running.delivery_id,
+                %error,
+                "An attempt of delivery {} panicked; it is sent again once its claim is released",
+                running.delivery_id
             );
         }
+        if let Some(completion) = completion {
+            if completion.outcome.next == NextStep::Delivered {
+                self.failing.remove(&running.key);
+            } else {
+                self.failing.insert(running.key.clone());
+            }
+            if self.outcomes.send(completion.outcome).is_err() {
+                tracing::error!(
+                    delivery_id = running.delivery_id,
+                    "The outcome recorder has stopped; the outcome of delivery {} was not recorded",
+                    running.delivery_id
+                );
+            }
+        }
         self.held = self.held.saturating_sub(1);
+        let cap = self.lane_cap(&running.key);
         let Some(lane) = self.lanes.get_mut(&running.key) else {
             return true;
         };
-        let was_full = lane.full();
+        let was_full = lane.full(cap);
         lane.in_flight = lane.in_flight.saturating_sub(1);
         for object in running.objects {
             if let Some(count) = lane.busy.get_mut(&object) {
@@ -238,6 +276,7 @@ impl Dispatcher {
             lane.queued_bytes = 0;
         }
         self.held = self.held.saturating_sub(dropped);
+        self.held_bytes = 0;
         self.lanes.retain(|_, lane| lane.in_flight > 0);
         tracing::warn!(
             dropped,
@@ -316,6 +355,8 @@ pub(crate) async fn run(shared: Arc<EngineShared>, shutdown: CancellationToken) 
         sends: JoinSet::new(),
         running: HashMap::new(),
         outcomes,
+        held_bytes: 0,
+        failing: HashSet::new(),
         emptied: HashMap::new(),
         last_lane_sweep: Instant::now(),
     };

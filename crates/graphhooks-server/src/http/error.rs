@@ -102,8 +102,14 @@ impl IntoResponse for GraphError {
     fn into_response(self) -> Response {
         let (code, status, kind) = self.code.parts();
         let fbtrace_id = trace_id();
-        if let Some(cause) = &self.cause {
-            tracing::error!(fbtrace_id, error = %cause, "Graph API request failed inside graphhooks");
+        match (&self.cause, self.code) {
+            (Some(cause), GraphCode::Unavailable) => {
+                tracing::warn!(fbtrace_id, error = %cause, "Graph API request failed: storage unavailable")
+            }
+            (Some(cause), _) => {
+                tracing::error!(fbtrace_id, error = %cause, "Graph API request failed inside graphhooks")
+            }
+            (None, _) => {}
         }
         let body = json!({
             "error": {
@@ -228,8 +234,14 @@ impl AdminError {
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let (code, status) = self.code.parts();
-        if let Some(cause) = &self.cause {
-            tracing::error!(error = %cause, "Operator API request failed inside graphhooks");
+        match (&self.cause, self.code) {
+            (Some(cause), AdminCode::Unavailable) => {
+                tracing::warn!(error = %cause, "Operator API request failed: storage unavailable")
+            }
+            (Some(cause), _) => {
+                tracing::error!(error = %cause, "Operator API request failed inside graphhooks")
+            }
+            (None, _) => {}
         }
         let mut error = json!({ "code": code, "message": self.message });
         if let (Some(index), Some(object)) = (self.index, error.as_object_mut()) {

@@ -13,9 +13,18 @@ use serde_json::Value;
 use super::error::GraphError;
 
 /// The merged parameters of one Graph request.
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 pub struct Params {
     values: HashMap<String, Value>,
+}
+
+impl std::fmt::Debug for Params {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Names only: values include access tokens, which carry the app secret.
+        let mut names: Vec<&String> = self.values.keys().collect();
+        names.sort();
+        f.debug_struct("Params").field("names", &names).finish()
+    }
 }
 
 impl Params {

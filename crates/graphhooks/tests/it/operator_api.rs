@@ -71,6 +71,33 @@ async fn the_catalog_has_metas_types_and_grows_without_losing_fields() {
         .collect();
     assert_eq!(fields, vec!["status", "total"]);
 
+    // An update that names a field without `permission` keeps the permission; `null` clears it.
+    let permission_of = |response: &Response| {
+        response.json["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == "total")
+            .unwrap()["permission"]
+            .clone()
+    };
+    let response = server
+        .admin(
+            Method::PUT,
+            "/admin/object-types/order",
+            Some(json!({"fields": [{"name": "total", "sample": 5}]})),
+        )
+        .await;
+    assert_eq!(permission_of(&response), "orders_read", "{}", response.text);
+    let response = server
+        .admin(
+            Method::PUT,
+            "/admin/object-types/order",
+            Some(json!({"fields": [{"name": "total", "permission": null}]})),
+        )
+        .await;
+    assert_eq!(permission_of(&response), Value::Null, "{}", response.text);
+
     for (body, code) in [
         (
             json!({"grant": "sometimes", "fields": [{"name": "a"}]}),

@@ -24,7 +24,13 @@ pub(super) async fn list(
     // An app sees its own deliveries only, whatever it asks for.
     filter.app_id = Some(app_id.clone());
     let base = format!("{}/{}/{app_id}/deliveries", request.origin, request.version);
-    let repeat = repeat_params(&filter, false);
+    let mut repeat = repeat_params(&filter, false);
+    // Like Meta's paging links, `next` works as given when the token came as a parameter.
+    for name in ["access_token", "appsecret_proof"] {
+        if let Some(value) = params.text(name)? {
+            repeat.push((name, value));
+        }
+    }
     let body = page(state, filter, &base, &repeat).await?;
     Ok(axum::Json(body).into_response())
 }

@@ -58,14 +58,14 @@ async fn check_object_and_fields(
                 type_names(state)
             )))
         }
-        Err((_, graphhooks_core::CoreError::UnknownField { field, object_type })) => {
+        Err((index, graphhooks_core::CoreError::UnknownField { field, object_type })) => {
             let catalog = state.catalog.snapshot();
             let known = catalog
                 .get(&object_type)
                 .map(|t| t.fields.keys().cloned().collect::<Vec<_>>().join(", "))
                 .unwrap_or_default();
             Err(GraphError::invalid(format!(
-                "Param fields[{field}] must be one of {{{known}}} for object {object_type}"
+                "Param fields[{index}] must be one of {{{known}}} for object {object_type}, not {field:?}"
             )))
         }
         Err((_, other)) => Err(other.into()),
@@ -154,7 +154,11 @@ async fn create(
         .await?;
     }
 
-    let mut subscribed: BTreeMap<String, String> = existing
+    // Merge into the subscription as it is now: another edit may have landed while the
+    // handshake ran.
+    let _edit = state.lock_subscriptions(app_id).await;
+    let current = state.store.subscription(app_id, &object).await?;
+    let mut subscribed: BTreeMap<String, String> = current
         .as_ref()
         .map(|s| s.fields.clone())
         .unwrap_or_default();
@@ -169,11 +173,11 @@ async fn create(
         include_values,
         include_client_certificate,
         standard_webhooks,
-        status: existing
+        status: current
             .as_ref()
             .map_or(SubscriptionStatus::Active, |s| s.status),
         fields: subscribed,
-        failing_since: existing.as_ref().and_then(|s| s.failing_since),
+        failing_since: current.as_ref().and_then(|s| s.failing_since),
     };
     tracing::info!(
         app_id,
@@ -223,6 +227,7 @@ async fn delete(
         }
         (Some(object), Some(fields)) => {
             check_object_and_fields(state, &object, &fields).await?;
+            let _edit = state.lock_subscriptions(app_id).await;
             if let Some(mut subscription) = state.store.subscription(app_id, &object).await? {
                 for field in &fields {
                     subscription.fields.remove(field);

@@ -165,9 +165,11 @@ pub(crate) async fn rotate_secret(
     _: Admin,
     State(state): State<SharedState>,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    request: axum::extract::Request,
 ) -> Result<Response, AdminError> {
     require_app(&state, &id).await?;
+    let (_, body) =
+        crate::http::body::read_limited(request, crate::http::body::ADMIN_BODY_LIMIT).await?;
     let body: RotateIn = if body.iter().all(u8::is_ascii_whitespace) {
         RotateIn::default()
     } else {

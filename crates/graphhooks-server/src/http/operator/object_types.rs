@@ -18,8 +18,9 @@ use crate::state::SharedState;
 #[serde(deny_unknown_fields)]
 pub(crate) struct FieldIn {
     name: String,
-    #[serde(default)]
-    permission: Option<String>,
+    /// Absent: keep the field's permission; `null`: no permission; a name: that permission.
+    #[serde(default, deserialize_with = "present")]
+    permission: Option<Option<String>>,
     #[serde(default)]
     sample: Option<Value>,
 }
@@ -31,6 +32,13 @@ pub(crate) struct ObjectTypeIn {
     grant: Option<String>,
     #[serde(default)]
     fields: Vec<FieldIn>,
+}
+
+/// Tells a key given as `null` (`Some(None)`) from a missing key (`None`, via `default`).
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(deserializer).map(Some)
 }
 
 /// `GET /admin/object-types`: the catalog.
@@ -91,8 +99,14 @@ pub(crate) async fn put(
                         .filter(|s| !s.is_null())
                         .unwrap_or_else(|| Value::String(format!("sample {}", f.name)))
                 }),
+                permission: match f.permission {
+                    Some(given) => given.filter(|p| !p.is_empty()),
+                    None => existing
+                        .as_ref()
+                        .and_then(|t| t.fields.get(&f.name))
+                        .and_then(|old| old.permission.clone()),
+                },
                 name: f.name,
-                permission: f.permission.filter(|p| !p.is_empty()),
             })
             .collect(),
     };
