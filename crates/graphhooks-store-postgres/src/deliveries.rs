@@ -15,9 +15,6 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 use crate::error::{SqlResultExt, corrupt};
 use crate::events::CHANNEL;
 
-/// Lanes a node may adopt in one claim: spreads subscriptions over nodes instead of letting the
-/// first node that looks take them all.
-const NEW_LANES_PER_CLAIM: i64 = 32;
 /// How many of the oldest due deliveries are looked at to find lanes to adopt.
 const LANE_CANDIDATES: i64 = 512;
 
@@ -126,22 +123,26 @@ pub(crate) async fn claim_due(
         .collect();
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let mut transaction = pool.begin().await.store()?;
-    // Adopt lanes with due work that no node owns.
+    // Adopt lanes with due work that no node owns, up to this node's fair share of the lanes in
+    // use, so that the nodes split the subscriptions between them.
     sqlx::query(
-        "INSERT INTO lanes (app_id, object_type, node_id)
-         SELECT c.app_id, c.object_type, $1 FROM (
+        "WITH candidates AS (
            SELECT DISTINCT app_id, object_type FROM (
              SELECT app_id, object_type FROM deliveries
              WHERE state = 'pending' AND claimed_by IS NULL AND due_ms <= $2
-             ORDER BY due_ms, id LIMIT $3) oldest) c
-         WHERE NOT EXISTS (SELECT 1 FROM lanes l WHERE l.app_id = c.app_id AND l.object_type = c.object_type)
-         LIMIT $4
+             ORDER BY due_ms, id LIMIT $3) oldest
+           WHERE NOT EXISTS (SELECT 1 FROM lanes l WHERE l.app_id = oldest.app_id AND l.object_type = oldest.object_type)),
+         share AS (
+           SELECT greatest(0, ceil(((SELECT count(*) FROM lanes) + (SELECT count(*) FROM candidates))::numeric
+                                   / greatest(1, (SELECT count(*) FROM nodes)))
+                              - (SELECT count(*) FROM lanes WHERE node_id = $1))::bigint AS room)
+         INSERT INTO lanes (app_id, object_type, node_id)
+         SELECT app_id, object_type, $1 FROM candidates LIMIT (SELECT room FROM share)
          ON CONFLICT DO NOTHING",
     )
     .bind(node)
     .bind(now_ms)
     .bind(LANE_CANDIDATES)
-    .bind(NEW_LANES_PER_CLAIM)
     .execute(&mut *transaction)
     .await
     .store()?;
@@ -405,6 +406,27 @@ pub(crate) async fn release_claims(pool: &PgPool, node: Option<&str>) -> Result<
     }
     transaction.commit().await.store()?;
     Ok(released.rows_affected())
+}
+
+pub(crate) async fn release_unheld(
+    pool: &PgPool,
+    node: &str,
+    held: &[i64],
+) -> Result<u64, StoreError> {
+    let released = sqlx::query(
+        "UPDATE deliveries SET claimed_by = NULL WHERE claimed_by = $1 AND NOT (id = ANY($2))",
+    )
+    .bind(node)
+    .bind(held)
+    .execute(pool)
+    .await
+    .store()?
+    .rows_affected();
+    if released > 0 {
+        let mut connection = pool.acquire().await.store()?;
+        notify(&mut connection).await?;
+    }
+    Ok(released)
 }
 
 pub(crate) async fn release_lanes(

@@ -141,6 +141,10 @@ impl Store for PostgresStore {
         Ok(beat)
     }
 
+    async fn release_unheld_claims(&self, node: &str, held: &[i64]) -> StoreResult<u64> {
+        deliveries::release_unheld(&self.pool, node, held).await
+    }
+
     async fn release_lanes(&self, node: &str, keys: &[SubscriptionKey]) -> StoreResult<()> {
         deliveries::release_lanes(&self.pool, node, keys).await
     }

@@ -75,14 +75,23 @@ pub(crate) fn claim_due(
         .map(|k| key_text(&k.app_id, &k.object_type))
         .collect();
     let skip = serde_json::to_string(&skip).map_err(StoreError::other)?;
-    // Adopt lanes with due work that no node owns (one node here, so all of them).
+    // Adopt lanes with due work that no node owns, up to this node's fair share of the lanes in
+    // use (the same rule as on shared stores; with one node that is all of them).
     c.prepare_cached(
-        "INSERT INTO lanes (app_id, object_type, node_id)
-         SELECT DISTINCT app_id, object_type, ?1 FROM (
-           SELECT app_id, object_type FROM deliveries
-           WHERE state = 'pending' AND claimed_by IS NULL AND due_ms <= ?2
-           ORDER BY due_ms, id LIMIT ?3) oldest
+        "WITH candidates AS (
+           SELECT DISTINCT app_id, object_type FROM (
+             SELECT app_id, object_type FROM deliveries
+             WHERE state = 'pending' AND claimed_by IS NULL AND due_ms <= ?2
+             ORDER BY due_ms, id LIMIT ?3) oldest
+           WHERE NOT EXISTS (SELECT 1 FROM lanes l WHERE l.app_id = oldest.app_id AND l.object_type = oldest.object_type)),
+         counts AS (
+           SELECT (SELECT count(*) FROM lanes) + (SELECT count(*) FROM candidates) AS wanted,
+                  max(1, (SELECT count(*) FROM nodes)) AS nodes,
+                  (SELECT count(*) FROM lanes WHERE node_id = ?1) AS mine)
+         INSERT INTO lanes (app_id, object_type, node_id)
+         SELECT app_id, object_type, ?1 FROM candidates
          WHERE true -- SQLite needs a WHERE before an upsert clause on INSERT ... SELECT
+         LIMIT (SELECT max(0, (wanted + nodes - 1) / nodes - mine) FROM counts)
          ON CONFLICT DO NOTHING",
     )
     .store()?
@@ -281,6 +290,18 @@ pub(crate) fn release_claims(c: &Connection, node: Option<&str>) -> Result<u64, 
             .store()?
         }
     };
+    Ok(released as u64)
+}
+
+pub(crate) fn release_unheld(c: &Connection, node: &str, held: &[i64]) -> Result<u64, StoreError> {
+    let held = serde_json::to_string(held).map_err(StoreError::other)?;
+    let released = c
+        .execute(
+            "UPDATE deliveries SET claimed_by = NULL
+             WHERE claimed_by = ?1 AND id NOT IN (SELECT value FROM json_each(?2))",
+            params![node, held],
+        )
+        .store()?;
     Ok(released as u64)
 }
 

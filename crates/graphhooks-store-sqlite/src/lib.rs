@@ -179,6 +179,13 @@ impl Store for SqliteStore {
         Ok(Heartbeat { reaped, released })
     }
 
+    async fn release_unheld_claims(&self, node: &str, held: &[i64]) -> StoreResult<u64> {
+        let (node, held) = (node.to_owned(), held.to_vec());
+        self.writer
+            .write(move |c| deliveries::release_unheld(c, &node, &held))
+            .await
+    }
+
     async fn release_lanes(&self, node: &str, keys: &[SubscriptionKey]) -> StoreResult<()> {
         let (node, keys) = (node.to_owned(), keys.to_vec());
         self.writer

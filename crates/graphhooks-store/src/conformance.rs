@@ -60,6 +60,8 @@ macro_rules! store_conformance {
             a_subscription_is_sent_by_one_node_at_a_time,
             heartbeats_reap_silent_nodes,
             outcomes_of_deleted_deliveries_do_not_block_others,
+            live_nodes_share_the_lanes,
+            claims_a_node_no_longer_holds_are_released,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -783,6 +785,72 @@ pub async fn heartbeats_reap_silent_nodes(store: Arc<dyn Store>) {
             .await
             .unwrap()
             .reaped
+    );
+}
+
+/// Lanes are shared: a node adopts no more than its fair share of the lanes in use among the
+/// nodes that heartbeat.
+pub async fn live_nodes_share_the_lanes(store: Arc<dyn Store>) {
+    use std::time::Duration;
+    basic(&*store).await;
+    for object_type in ["page", "instagram", "permissions"] {
+        store
+            .put_subscription(subscription("1", object_type, &["x"]))
+            .await
+            .unwrap();
+    }
+    for object_type in ["user", "page", "instagram", "permissions"] {
+        store
+            .insert_delivery(planned("1", object_type, "o"), 1_000)
+            .await
+            .unwrap();
+    }
+    store
+        .heartbeat("a", Duration::from_secs(3600))
+        .await
+        .unwrap();
+    store
+        .heartbeat("b", Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.claim_due("a", 1_000, 10, &[]).await.unwrap().len(),
+        2,
+        "half of four lanes"
+    );
+    assert_eq!(
+        store.claim_due("a", 1_000, 10, &[]).await.unwrap().len(),
+        0,
+        "no more than its share"
+    );
+    assert_eq!(
+        store.claim_due("b", 1_000, 10, &[]).await.unwrap().len(),
+        2,
+        "the other half"
+    );
+}
+
+/// A node can release the claims it lost track of, keeping those it holds.
+pub async fn claims_a_node_no_longer_holds_are_released(store: Arc<dyn Store>) {
+    basic(&*store).await;
+    let first = store
+        .insert_delivery(planned("1", "user", "u1"), 1_000)
+        .await
+        .unwrap();
+    let second = store
+        .insert_delivery(planned("1", "user", "u2"), 1_000)
+        .await
+        .unwrap();
+    assert_eq!(store.claim_due("a", 1_000, 10, &[]).await.unwrap().len(), 2);
+    assert_eq!(store.release_unheld_claims("a", &[first]).await.unwrap(), 1);
+    let again = store.claim_due("a", 1_000, 10, &[]).await.unwrap();
+    assert_eq!(again.iter().map(|c| c.id).collect::<Vec<_>>(), vec![second]);
+    assert_eq!(
+        store
+            .release_unheld_claims("a", &[first, second])
+            .await
+            .unwrap(),
+        0
     );
 }
 

@@ -68,6 +68,12 @@ pub trait Store: Send + Sync + 'static {
         Ok(Heartbeat::default())
     }
 
+    /// Releases every claim of `node` except the deliveries in `held`. A node's dispatcher calls
+    /// it now and then with what it really holds, so claims it lost track of (a commit whose
+    /// answer was lost with the connection, work dropped after being reaped) go back to the pool
+    /// while the node lives on.
+    async fn release_unheld_claims(&self, node: &str, held: &[i64]) -> StoreResult<u64>;
+
     /// Gives back lanes `node` owns and no longer needs.
     async fn release_lanes(&self, node: &str, keys: &[SubscriptionKey]) -> StoreResult<()> {
         let _ = (node, keys);

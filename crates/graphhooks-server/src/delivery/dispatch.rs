@@ -34,6 +34,8 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 /// How long a lane stays empty before this node gives it back (shared stores only), so a busy
 /// subscription keeps its node and an idle one can go to whichever node sees it next.
 const LANE_IDLE_RELEASE: Duration = Duration::from_secs(2);
+/// How often a node on a shared store reconciles its claims with the store.
+const RECONCILE_EVERY: Duration = Duration::from_secs(5);
 /// Shortest idle wait, so due work that cannot be claimed yet does not make the loop spin.
 const DUE_RECHECK: Duration = Duration::from_millis(20);
 
@@ -106,6 +108,9 @@ struct Dispatcher {
     /// Lanes that became empty, and when (shared stores give them back after a while).
     emptied: HashMap<SubscriptionKey, Instant>,
     last_lane_sweep: Instant,
+    last_reconcile: Instant,
+    /// Reconcile at the next turn of the loop (after dropping work).
+    reconcile_now: bool,
 }
 
 impl Dispatcher {
@@ -278,10 +283,48 @@ impl Dispatcher {
         self.held = self.held.saturating_sub(dropped);
         self.held_bytes = 0;
         self.lanes.retain(|_, lane| lane.in_flight > 0);
+        // Whatever of that is still claimed in this node's name goes back to the pool.
+        self.reconcile_now = true;
         tracing::warn!(
             dropped,
             "Dropped {dropped} queued deliveries after this node was reaped"
         );
+    }
+
+    /// Releases claims this node holds in the store but not in memory (shared stores). Runs
+    /// between claims, so no claim is in progress that it could wrongly release.
+    async fn reconcile(&mut self) {
+        if !self.shared.store.shared()
+            || (!self.reconcile_now && self.last_reconcile.elapsed() < RECONCILE_EVERY)
+        {
+            return;
+        }
+        self.reconcile_now = false;
+        self.last_reconcile = Instant::now();
+        let held: Vec<i64> = self
+            .lanes
+            .values()
+            .flat_map(|lane| lane.queue.iter().map(|d| d.id))
+            .chain(self.running.values().map(|r| r.delivery_id))
+            .collect();
+        match self
+            .shared
+            .store
+            .release_unheld_claims(&self.shared.node_id, &held)
+            .await
+        {
+            Ok(0) => {}
+            Ok(released) => {
+                tracing::warn!(
+                    released,
+                    "Released {released} claims this node had lost track of; they go out again"
+                );
+                self.shared.work.notify_one();
+            }
+            Err(error) => {
+                tracing::warn!(error = %crate::http::error::error_chain(&error), "Could not reconcile claims")
+            }
+        }
     }
 
     /// Gives back lanes that have been empty for a while (shared stores).
@@ -359,6 +402,8 @@ pub(crate) async fn run(shared: Arc<EngineShared>, shutdown: CancellationToken) 
         failing: HashSet::new(),
         emptied: HashMap::new(),
         last_lane_sweep: Instant::now(),
+        last_reconcile: Instant::now(),
+        reconcile_now: false,
     };
     let mut claim_now = true;
     let mut wake = Instant::now();
@@ -368,6 +413,7 @@ pub(crate) async fn run(shared: Arc<EngineShared>, shutdown: CancellationToken) 
             claim_now = true;
         }
         dispatcher.release_idle_lanes().await;
+        dispatcher.reconcile().await;
         if claim_now {
             claim_now = dispatcher.claim().await;
             if !claim_now {

@@ -14,5 +14,6 @@
 mod delivery;
 mod durability;
 mod graph_api;
+mod multinode;
 mod operator_api;
 mod support;

@@ -7,6 +7,7 @@
 )]
 
 pub mod http;
+pub mod postgres;
 pub mod process;
 
 use std::sync::Arc;
