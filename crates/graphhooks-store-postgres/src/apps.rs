@@ -17,13 +17,20 @@ async fn require_app<'e>(executor: impl PgExecutor<'e>, id: &str) -> Result<(), 
 }
 
 pub(crate) async fn create(pool: &PgPool, app: &App) -> Result<(), StoreError> {
+    let (previous, previous_until) = match &app.previous_secret {
+        Some((secret, until)) => (Some(secret.expose()), Some(*until)),
+        None => (None, None),
+    };
     let inserted = sqlx::query(
-        "INSERT INTO apps (id, name, mode, secret, created_time) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO apps (id, name, mode, secret, previous_secret, previous_secret_until, created_time)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
     )
     .bind(&app.id)
     .bind(&app.name)
     .bind(app.mode.as_str())
     .bind(app.secret.expose())
+    .bind(previous)
+    .bind(previous_until)
     .bind(app.created_time)
     .execute(pool)
     .await

@@ -15,6 +15,7 @@
 mod apps;
 mod catalog;
 mod changes;
+mod copy;
 mod deliveries;
 mod error;
 mod events;
@@ -36,8 +37,9 @@ use graphhooks_core::model::{
     App, AppMode, Change, Delivery, Grant, NewChange, Role, Secret, Subscription,
 };
 use graphhooks_store::{
-    AttemptOutcome, ClaimedDelivery, DeliveryFilter, ExplainFacts, FanoutReport, Heartbeat,
-    NewDelivery, Planner, Store, StoreError, StoreEvent, StoreResult, SubscriptionKey,
+    AttemptOutcome, ChangeRecord, ClaimedDelivery, DeliveryFilter, DeliveryRecord, ExplainFacts,
+    FanoutReport, Heartbeat, NewDelivery, Planner, Store, StoreError, StoreEvent, StoreResult,
+    SubscriptionKey,
 };
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -314,6 +316,26 @@ impl Store for PostgresStore {
 
     async fn deliveries(&self, filter: DeliveryFilter) -> StoreResult<Vec<Delivery>> {
         deliveries::list(&self.pool, &filter).await
+    }
+
+    async fn export_changes(&self, after: i64, limit: usize) -> StoreResult<Vec<ChangeRecord>> {
+        copy::export_changes(&self.pool, after, limit).await
+    }
+
+    async fn import_changes(&self, changes: Vec<ChangeRecord>) -> StoreResult<()> {
+        copy::import_changes(&self.pool, &changes).await
+    }
+
+    async fn export_deliveries(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
+        copy::export_deliveries(&self.pool, after, limit).await
+    }
+
+    async fn import_deliveries(&self, deliveries: Vec<DeliveryRecord>) -> StoreResult<()> {
+        copy::import_deliveries(&self.pool, &deliveries).await
     }
 
     async fn redeliver(&self, id: i64, now_ms: i64) -> StoreResult<()> {

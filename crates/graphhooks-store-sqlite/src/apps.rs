@@ -16,15 +16,22 @@ fn require_app(c: &Connection, id: &str) -> Result<(), StoreError> {
 }
 
 pub(crate) fn create(c: &Connection, app: &App) -> Result<(), StoreError> {
+    let (previous, previous_until) = match &app.previous_secret {
+        Some((secret, until)) => (Some(secret.expose()), Some(*until)),
+        None => (None, None),
+    };
     let inserted = c
         .execute(
-            "INSERT INTO apps (id, name, mode, secret, created_time) VALUES (?1, ?2, ?3, ?4, ?5)
+            "INSERT INTO apps (id, name, mode, secret, previous_secret, previous_secret_until, created_time)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (id) DO NOTHING",
             params![
                 app.id,
                 app.name,
                 app.mode.as_str(),
                 app.secret.expose(),
+                previous,
+                previous_until,
                 app.created_time
             ],
         )

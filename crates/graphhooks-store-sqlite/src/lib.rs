@@ -9,6 +9,7 @@
 mod apps;
 mod catalog;
 mod changes;
+mod copy;
 mod deliveries;
 mod error;
 mod fanout;
@@ -27,8 +28,8 @@ use graphhooks_core::model::{
     App, AppMode, Change, Delivery, Grant, NewChange, Role, Secret, Subscription,
 };
 use graphhooks_store::{
-    AttemptOutcome, ClaimedDelivery, DeliveryFilter, ExplainFacts, FanoutReport, Heartbeat,
-    NewDelivery, Planner, Store, StoreError, StoreResult, SubscriptionKey,
+    AttemptOutcome, ChangeRecord, ClaimedDelivery, DeliveryFilter, DeliveryRecord, ExplainFacts,
+    FanoutReport, Heartbeat, NewDelivery, Planner, Store, StoreError, StoreResult, SubscriptionKey,
 };
 use rusqlite::Connection;
 
@@ -415,6 +416,34 @@ impl Store for SqliteStore {
     async fn deliveries(&self, filter: DeliveryFilter) -> StoreResult<Vec<Delivery>> {
         self.readers
             .read(move |c| deliveries::list(c, &filter))
+            .await
+    }
+
+    async fn export_changes(&self, after: i64, limit: usize) -> StoreResult<Vec<ChangeRecord>> {
+        self.readers
+            .read(move |c| copy::export_changes(c, after, limit))
+            .await
+    }
+
+    async fn import_changes(&self, changes: Vec<ChangeRecord>) -> StoreResult<()> {
+        self.writer
+            .write(move |c| copy::import_changes(c, &changes))
+            .await
+    }
+
+    async fn export_deliveries(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
+        self.readers
+            .read(move |c| copy::export_deliveries(c, after, limit))
+            .await
+    }
+
+    async fn import_deliveries(&self, deliveries: Vec<DeliveryRecord>) -> StoreResult<()> {
+        self.writer
+            .write(move |c| copy::import_deliveries(c, &deliveries))
             .await
     }
 

@@ -23,6 +23,7 @@
 //! lets the caller's planner decide, and stores the planned deliveries and the new cursor in one
 //! transaction, so a crash never loses or doubles a change's fan-out.
 
+pub mod copy;
 mod error;
 mod types;
 
@@ -194,6 +195,17 @@ pub trait Store: Send + Sync + 'static {
     async fn delivery(&self, id: i64) -> StoreResult<Option<Delivery>>;
     /// A page of deliveries, newest first, with their attempts.
     async fn deliveries(&self, filter: DeliveryFilter) -> StoreResult<Vec<Delivery>>;
+    /// Changes with ids above `after`, oldest first, at most `limit` (for copying a store).
+    async fn export_changes(&self, after: i64, limit: usize) -> StoreResult<Vec<ChangeRecord>>;
+    /// Stores changes with their ids and fan-out status (into a store being filled by a copy).
+    async fn import_changes(&self, changes: Vec<ChangeRecord>) -> StoreResult<()>;
+    /// Deliveries with ids above `after`, oldest first, at most `limit`, with everything the
+    /// queue keeps (for copying a store). Claims are not exported.
+    async fn export_deliveries(&self, after: i64, limit: usize)
+    -> StoreResult<Vec<DeliveryRecord>>;
+    /// Stores deliveries with their ids and attempts (into a store being filled by a copy).
+    async fn import_deliveries(&self, deliveries: Vec<DeliveryRecord>) -> StoreResult<()>;
+
     /// Makes a delivery due now again, keeping id, body and attempt count; [`StoreError::NotFound`]
     /// if there is no such delivery.
     async fn redeliver(&self, id: i64, now_ms: i64) -> StoreResult<()>;

@@ -185,3 +185,29 @@ pub struct Heartbeat {
     /// Claims released from reaped nodes by this heartbeat.
     pub released: u64,
 }
+
+/// A change with its fan-out status, for copying between stores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeRecord {
+    /// The change, id included.
+    pub change: Change,
+    /// Whether fan-out has processed it.
+    pub fanned_out: bool,
+}
+
+/// A delivery with everything the queue keeps about it, for copying between stores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    /// The delivery as the log shows it, id and attempts included.
+    pub delivery: graphhooks_core::model::Delivery,
+    /// The changes it carries.
+    pub change_ids: Vec<i64>,
+    /// The objects of its entries.
+    pub object_ids: Vec<String>,
+    /// When it is due (pending) or was last scheduled.
+    pub due_ms: i64,
+    /// Attempts made.
+    pub attempt_count: u32,
+    /// When the first attempt started.
+    pub first_attempt_ms: Option<i64>,
+}

@@ -43,6 +43,8 @@ enum Command {
     Serve(cmd::serve::ServeArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate(cmd::serve::MigrateArgs),
+    /// Copy everything into a new database (e.g. from SQLite to PostgreSQL).
+    Copy(cmd::copy::CopyArgs),
     /// Manage apps (through a running server's operator API).
     App(cmd::admin::AppArgs),
     /// Manage who may see what: roles and grants.
@@ -90,6 +92,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => cmd::serve::serve(args).await,
             Command::Migrate(args) => cmd::serve::migrate(args).await,
+            Command::Copy(args) => cmd::copy::copy(args).await,
             Command::App(args) => cmd::admin::app(args).await,
             Command::Grant(args) => cmd::admin::grant(args).await,
             Command::Role(args) => cmd::admin::role(args).await,

@@ -79,9 +79,16 @@ impl Engine {
         config: Arc<Config>,
         client: CallbackClient,
     ) -> Engine {
+        // Host, process and a random part: readable in logs and the nodes table, unique even
+        // when a process id is reused.
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "node".into());
         let node_id = format!(
-            "{}-{}-{:08x}",
-            std::env::var("HOSTNAME").unwrap_or_else(|_| "node".into()),
+            "{host}-{}-{:08x}",
             std::process::id(),
             rand::random::<u32>()
         );

@@ -1,4 +1,5 @@
 //! The subcommands, one module per group.
 
 pub(crate) mod admin;
+pub(crate) mod copy;
 pub(crate) mod serve;

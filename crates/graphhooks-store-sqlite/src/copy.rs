@@ -1,0 +1,240 @@
+//! Copying a store: changes and deliveries out and in with their ids, so delivery ids stay
+//! stable for receivers and explain keeps finding the delivery that carried a change.
+
+use std::collections::HashMap;
+
+use graphhooks_core::model::{Attempt, Delivery, DeliveryState};
+use graphhooks_store::{ChangeRecord, DeliveryRecord, StoreError};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::changes::{self, CHANGE_COLUMNS};
+use crate::error::SqlResultExt;
+use crate::rows::corrupt;
+
+/// Settings key remembering the first imported change not yet fanned out: the cursor must stay
+/// below it.
+const FIRST_UNFANNED: &str = "copy_first_unfanned_change";
+
+pub(crate) fn export_changes(
+    c: &Connection,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<ChangeRecord>, StoreError> {
+    let cursor: i64 = c
+        .query_row(
+            "SELECT last_change_id FROM fanout_cursor WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )
+        .store()?;
+    let mut statement = c
+        .prepare_cached(&format!(
+            "SELECT {CHANGE_COLUMNS} FROM changes WHERE id > ?1 ORDER BY id LIMIT ?2"
+        ))
+        .store()?;
+    let rows = statement
+        .query_map(params![after, limit as i64], changes::row)
+        .store()?
+        .collect::<Result<Vec<_>, _>>()
+        .store()?;
+    Ok(rows
+        .into_iter()
+        .map(|change| ChangeRecord {
+            fanned_out: change.id <= cursor,
+            change,
+        })
+        .collect())
+}
+
+pub(crate) fn import_changes(c: &Connection, records: &[ChangeRecord]) -> Result<(), StoreError> {
+    let mut insert = c
+        .prepare_cached(
+            "INSERT INTO changes (id, object_type, object_id, field, value, actor, time, received_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)",
+        )
+        .store()?;
+    let mut cursor: i64 = c
+        .query_row(
+            "SELECT last_change_id FROM fanout_cursor WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )
+        .store()?;
+    let mut first_unfanned: Option<i64> = c
+        .query_row(
+            "SELECT value FROM settings WHERE key = ?1",
+            [FIRST_UNFANNED],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()
+        .store()?
+        .and_then(|v| v.parse().ok());
+    for record in records {
+        let change = &record.change;
+        insert
+            .execute(params![
+                change.id,
+                change.change.object_type,
+                change.change.object_id,
+                change.change.field,
+                change.change.value,
+                change.change.actor,
+                change.change.time
+            ])
+            .store()?;
+        // The cursor says "everything up to here is fanned out": it may only move while no
+        // change below is still waiting.
+        if record.fanned_out && first_unfanned.is_none() {
+            cursor = cursor.max(change.id);
+        } else if !record.fanned_out && first_unfanned.is_none() {
+            first_unfanned = Some(change.id);
+        }
+    }
+    c.execute(
+        "UPDATE fanout_cursor SET last_change_id = ?1 WHERE id = 1",
+        [cursor],
+    )
+    .store()?;
+    if let Some(first) = first_unfanned {
+        c.execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+            params![FIRST_UNFANNED, first.to_string()],
+        )
+        .store()?;
+    }
+    Ok(())
+}
+
+pub(crate) fn export_deliveries(
+    c: &Connection,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<DeliveryRecord>, StoreError> {
+    let mut statement = c
+        .prepare_cached(
+            "SELECT id, app_id, object_type, state, created_time, body, test, change_ids, object_ids, due_ms,
+                    attempt_count, first_attempt_ms
+             FROM deliveries WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )
+        .store()?;
+    let mut rows = statement.query(params![after, limit as i64]).store()?;
+    let mut records = Vec::new();
+    while let Some(row) = rows.next().store()? {
+        let state: String = row.get(3).store()?;
+        let change_ids: String = row.get(7).store()?;
+        let object_ids: String = row.get(8).store()?;
+        records.push(DeliveryRecord {
+            delivery: Delivery {
+                id: row.get(0).store()?,
+                app_id: row.get(1).store()?,
+                object_type: row.get(2).store()?,
+                state: DeliveryState::parse(&state).map_err(|e| corrupt("delivery state", e))?,
+                created_time: row.get(4).store()?,
+                body: row.get(5).store()?,
+                attempts: Vec::new(),
+                test: row.get(6).store()?,
+            },
+            change_ids: change_ids
+                .split(',')
+                .filter(|id| !id.is_empty())
+                .map(|id| id.parse().map_err(|e| corrupt("delivery change ids", e)))
+                .collect::<Result<_, _>>()?,
+            object_ids: serde_json::from_str(&object_ids)
+                .map_err(|e| corrupt("delivery object ids", e))?,
+            due_ms: row.get(9).store()?,
+            attempt_count: row.get(10).store()?,
+            first_attempt_ms: row.get(11).store()?,
+        });
+    }
+    drop(rows);
+    let index: HashMap<i64, usize> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.delivery.id, i))
+        .collect();
+    if let (Some(first), Some(last)) = (records.first(), records.last()) {
+        let mut attempts = c
+            .prepare_cached(
+                "SELECT delivery_id, number, time_ms, status, error, latency_ms, response FROM attempts
+                 WHERE delivery_id BETWEEN ?1 AND ?2 ORDER BY delivery_id, number",
+            )
+            .store()?;
+        let mut rows = attempts
+            .query(params![first.delivery.id, last.delivery.id])
+            .store()?;
+        while let Some(row) = rows.next().store()? {
+            let id: i64 = row.get(0).store()?;
+            if let Some(&position) = index.get(&id) {
+                records[position].delivery.attempts.push(Attempt {
+                    number: row.get(1).store()?,
+                    time_ms: row.get(2).store()?,
+                    status: row.get(3).store()?,
+                    error: row.get(4).store()?,
+                    latency_ms: row.get(5).store()?,
+                    response: row.get(6).store()?,
+                });
+            }
+        }
+    }
+    Ok(records)
+}
+
+pub(crate) fn import_deliveries(
+    c: &Connection,
+    records: &[DeliveryRecord],
+) -> Result<(), StoreError> {
+    let mut insert = c
+        .prepare_cached(
+            "INSERT INTO deliveries (id, app_id, object_type, state, created_time, body, change_ids, first_change_id,
+                                     last_change_id, object_ids, test, due_ms, attempt_count, first_attempt_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        )
+        .store()?;
+    let mut attempt = c
+        .prepare_cached(
+            "INSERT INTO attempts (delivery_id, number, time_ms, status, error, latency_ms, response)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .store()?;
+    for record in records {
+        let d = &record.delivery;
+        let change_ids = record
+            .change_ids
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        insert
+            .execute(params![
+                d.id,
+                d.app_id,
+                d.object_type,
+                d.state.as_str(),
+                d.created_time,
+                d.body,
+                change_ids,
+                record.change_ids.iter().min(),
+                record.change_ids.iter().max(),
+                serde_json::to_string(&record.object_ids).map_err(StoreError::other)?,
+                d.test,
+                record.due_ms,
+                record.attempt_count,
+                record.first_attempt_ms,
+            ])
+            .store()?;
+        for a in &d.attempts {
+            attempt
+                .execute(params![
+                    d.id,
+                    a.number,
+                    a.time_ms,
+                    a.status,
+                    a.error,
+                    a.latency_ms,
+                    a.response
+                ])
+                .store()?;
+        }
+    }
+    Ok(())
+}
