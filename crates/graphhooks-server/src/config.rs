@@ -63,6 +63,10 @@ pub struct Config {
     pub batch_max: usize,
     /// How long a callback may fail continuously before its subscription is paused.
     pub pause_after: Duration,
+    /// Where operator alerts (a subscription paused) are sent, if anywhere.
+    pub alert_url: Option<String>,
+    /// The secret alerts are signed with (`X-Hub-Signature-256`), like app notifications.
+    pub alert_secret: Option<String>,
     /// Client certificate presented to subscriptions with `include_client_certificate`.
     pub client_cert: Option<PathBuf>,
     /// Its private key.
@@ -91,6 +95,8 @@ impl std::fmt::Debug for Config {
             batch_linger,
             batch_max,
             pause_after,
+            alert_url,
+            alert_secret,
             client_cert,
             client_key,
             callback_concurrency,
@@ -113,6 +119,8 @@ impl std::fmt::Debug for Config {
             .field("batch_linger", batch_linger)
             .field("batch_max", batch_max)
             .field("pause_after", pause_after)
+            .field("alert_url", alert_url)
+            .field("alert_secret", &alert_secret.as_ref().map(|_| "[REDACTED]"))
             .field("client_cert", client_cert)
             .field("client_key", client_key)
             .field("callback_concurrency", callback_concurrency)
@@ -136,6 +144,8 @@ impl Default for Config {
             batch_linger: Duration::from_millis(5),
             batch_max: graphhooks_core::MAX_BATCH,
             pause_after: Duration::from_secs(3600),
+            alert_url: None,
+            alert_secret: None,
             client_cert: None,
             client_key: None,
             callback_concurrency: 16,

@@ -101,7 +101,14 @@ impl Server {
                     source,
                 })?;
         let config = Arc::new(config);
-        let engine = Engine::new(store.clone(), config.clone(), client.clone());
+        // Alerts go to the operator's own endpoint, which may well be on a private network.
+        let alert_client = CallbackClient::new(&ClientSettings {
+            callback_ca: config.callback_ca.as_deref(),
+            client_identity: None,
+            allow_private: true,
+            allow_http: true,
+        })?;
+        let engine = Engine::new(store.clone(), config.clone(), client.clone(), alert_client);
         let state = Arc::new(AppState {
             store,
             config,
@@ -159,8 +166,7 @@ impl Server {
             }
         }
         engine.spawn(&tracker, stop.clone());
-        let router =
-            http::router(state.clone()).route("/metrics", axum::routing::get(metrics::render));
+        let router = http::router(state.clone());
         tracing::info!(%address, "graphhooks is listening on {address}");
         let http_stop = stop.clone();
         let served = axum::serve(listener, router)

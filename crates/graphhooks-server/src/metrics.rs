@@ -31,8 +31,25 @@ pub fn install() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-/// `GET /metrics`.
-pub async fn render() -> Response {
+/// `GET /metrics`: the counters and histograms recorded as work happens, plus queue gauges read
+/// from the store at scrape time (the queue is shared by every node, so any node reports it).
+pub async fn render(
+    axum::extract::State(state): axum::extract::State<crate::state::SharedState>,
+) -> Response {
+    match state.store.queue_stats().await {
+        Ok(stats) => {
+            metrics::gauge!("graphhooks_queue_pending").set(stats.pending as f64);
+            metrics::gauge!("graphhooks_queue_paused").set(stats.paused as f64);
+            let age = stats
+                .oldest_pending_created
+                .map(|created| (crate::clock::now_s() - created).max(0) as f64)
+                .unwrap_or(0.0);
+            metrics::gauge!("graphhooks_oldest_pending_age_seconds").set(age);
+        }
+        Err(error) => {
+            tracing::warn!(error = %crate::http::error::error_chain(&error), "Could not read queue statistics for /metrics")
+        }
+    }
     match install() {
         Some(handle) => (
             StatusCode::OK,

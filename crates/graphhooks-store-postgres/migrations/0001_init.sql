@@ -41,6 +41,7 @@ CREATE TABLE grants (
     object_id   text NOT NULL,
     app_id      text NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
     permissions text[] NOT NULL,
+    subscribed_fields text[], -- for apps installed through subscribed_apps
     PRIMARY KEY (object_type, object_id, app_id)
 );
 CREATE INDEX grants_by_app ON grants (app_id);
@@ -70,6 +71,9 @@ CREATE TABLE changes (
     time        bigint NOT NULL,
     received_ms bigint NOT NULL
 );
+-- Replay reads changes by event time.
+CREATE INDEX changes_by_time ON changes (time);
+
 
 -- Changes not fanned out yet. Sequence values are not committed in order when several nodes
 -- ingest at once, so a cursor over ids could skip a change that commits late; a queue cannot.
@@ -101,6 +105,10 @@ CREATE INDEX deliveries_claimed ON deliveries (claimed_by) WHERE claimed_by IS N
 -- The app's delivery log, newest first, and explain's "which delivery carried change N".
 CREATE INDEX deliveries_by_app ON deliveries (app_id, id);
 CREATE INDEX deliveries_by_change ON deliveries (app_id, object_type, first_change_id);
+-- Pause and resume move one subscription's deliveries between states.
+CREATE INDEX deliveries_by_subscription_state ON deliveries (app_id, object_type, state);
+-- Queue metrics: pending and paused deliveries.
+CREATE INDEX deliveries_open ON deliveries (state, created_time) WHERE state IN ('pending', 'paused');
 
 CREATE TABLE attempts (
     delivery_id bigint NOT NULL REFERENCES deliveries(id) ON DELETE CASCADE,

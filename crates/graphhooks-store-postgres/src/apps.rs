@@ -1,7 +1,7 @@
 //! Apps, their roles and their grants.
 
 use graphhooks_core::model::{App, AppMode, Grant, Role, Secret};
-use graphhooks_store::StoreError;
+use graphhooks_store::{Install, StoreError};
 use sqlx::{PgExecutor, PgPool, Row};
 
 use crate::error::{SqlResultExt, corrupt};
@@ -237,4 +237,67 @@ pub(crate) async fn grants(pool: &PgPool, app_id: &str) -> Result<Vec<Grant>, St
             })
         })
         .collect()
+}
+
+pub(crate) async fn install(
+    pool: &PgPool,
+    grant: &Grant,
+    subscribed_fields: &[String],
+) -> Result<(), StoreError> {
+    require_app(pool, &grant.app_id).await?;
+    sqlx::query(
+        "INSERT INTO grants (object_type, object_id, app_id, permissions, subscribed_fields) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (object_type, object_id, app_id) DO UPDATE SET
+           permissions = ARRAY(SELECT DISTINCT p FROM unnest(grants.permissions || excluded.permissions) p ORDER BY p),
+           subscribed_fields = excluded.subscribed_fields",
+    )
+    .bind(&grant.object_type)
+    .bind(&grant.object_id)
+    .bind(&grant.app_id)
+    .bind(&grant.permissions)
+    .bind(subscribed_fields)
+    .execute(pool)
+    .await
+    .map_err(|error| match &error {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("23503") => StoreError::NotFound("app"),
+        _ => crate::error::map_error(error),
+    })?;
+    Ok(())
+}
+
+pub(crate) async fn installs(pool: &PgPool, object_id: &str) -> Result<Vec<Install>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT g.app_id, a.name, g.object_type, coalesce(g.subscribed_fields, '{}') FROM grants g
+         JOIN apps a ON a.id = g.app_id WHERE g.object_id = $1 ORDER BY g.app_id, g.object_type",
+    )
+    .bind(object_id)
+    .fetch_all(pool)
+    .await
+    .store()?;
+    rows.iter()
+        .map(|row| {
+            Ok(Install {
+                app_id: row.try_get(0).store()?,
+                app_name: row.try_get(1).store()?,
+                object_type: row.try_get(2).store()?,
+                subscribed_fields: row.try_get(3).store()?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn uninstall(
+    pool: &PgPool,
+    app_id: &str,
+    object_id: &str,
+) -> Result<u64, StoreError> {
+    Ok(
+        sqlx::query("DELETE FROM grants WHERE app_id = $1 AND object_id = $2")
+            .bind(app_id)
+            .bind(object_id)
+            .execute(pool)
+            .await
+            .store()?
+            .rows_affected(),
+    )
 }

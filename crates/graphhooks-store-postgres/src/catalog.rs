@@ -32,6 +32,26 @@ pub(crate) async fn set_setting_once(
     Ok(result.rows_affected() == 1)
 }
 
+pub(crate) async fn put_setting(pool: &PgPool, key: &str, value: &str) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+        .bind(key)
+        .bind(value)
+        .execute(pool)
+        .await
+        .store()?;
+    Ok(())
+}
+
+pub(crate) async fn delete_setting(pool: &PgPool, key: &str) -> Result<bool, StoreError> {
+    Ok(sqlx::query("DELETE FROM settings WHERE key = $1")
+        .bind(key)
+        .execute(pool)
+        .await
+        .store()?
+        .rows_affected()
+        > 0)
+}
+
 pub(crate) async fn seed(pool: &PgPool, types: &[ObjectType]) -> Result<(), StoreError> {
     let mut transaction = pool.begin().await.store()?;
     let names: Vec<&str> = types.iter().map(|t| t.name.as_str()).collect();

@@ -7,7 +7,7 @@ use graphhooks_core::fanout::PlannedDelivery;
 use graphhooks_core::model::{Attempt, Delivery, DeliveryState};
 use graphhooks_store::{
     AttemptOutcome, ClaimedDelivery, DeliveryFilter, DeliveryTarget, NewDelivery, NextStep,
-    StoreError, SubscriptionKey,
+    QueueStats, StoreError, SubscriptionKey,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
@@ -152,6 +152,8 @@ pub(crate) async fn claim_due(
            JOIN lanes l ON l.app_id = d.app_id AND l.object_type = d.object_type AND l.node_id = $1
            WHERE d.state = 'pending' AND d.claimed_by IS NULL AND d.due_ms <= $2
              AND NOT (d.app_id || chr(31) || d.object_type = ANY($3))
+             AND NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.app_id = d.app_id
+                             AND s.object_type = d.object_type AND s.status = 'paused')
            ORDER BY d.due_ms, d.id LIMIT $4
            FOR UPDATE OF d SKIP LOCKED)
          UPDATE deliveries d SET claimed_by = $1 FROM due WHERE d.id = due.id
@@ -335,7 +337,12 @@ pub(crate) async fn record(pool: &PgPool, outcomes: &[AttemptOutcome]) -> Result
     .await
     .store()?;
     sqlx::query(
-        "UPDATE deliveries d SET state = u.state, due_ms = coalesce(u.due_ms, d.due_ms), claimed_by = NULL,
+        // A retry of a subscription paused meanwhile waits with the rest of its backlog.
+        "UPDATE deliveries d SET due_ms = coalesce(u.due_ms, d.due_ms), claimed_by = NULL,
+                state = CASE WHEN u.state = 'pending' AND EXISTS (
+                          SELECT 1 FROM subscriptions s WHERE s.app_id = d.app_id
+                            AND s.object_type = d.object_type AND s.status = 'paused')
+                        THEN 'paused' ELSE u.state END,
                 attempt_count = greatest(d.attempt_count, coalesce(u.number, 0)),
                 first_attempt_ms = coalesce(d.first_attempt_ms, u.time_ms)
          FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::int[], $5::bigint[]) AS u(id, state, due_ms, number, time_ms)
@@ -414,7 +421,12 @@ pub(crate) async fn release_unheld(
     held: &[i64],
 ) -> Result<u64, StoreError> {
     let released = sqlx::query(
-        "UPDATE deliveries SET claimed_by = NULL WHERE claimed_by = $1 AND NOT (id = ANY($2))",
+        "UPDATE deliveries SET claimed_by = NULL,
+                state = CASE WHEN state = 'pending' AND EXISTS (
+                          SELECT 1 FROM subscriptions s WHERE s.app_id = deliveries.app_id
+                            AND s.object_type = deliveries.object_type AND s.status = 'paused')
+                        THEN 'paused' ELSE state END
+         WHERE claimed_by = $1 AND NOT (id = ANY($2))",
     )
     .bind(node)
     .bind(held)
@@ -602,4 +614,92 @@ pub(crate) async fn carrying_change(
     .fetch_optional(connection)
     .await
     .store()
+}
+
+pub(crate) async fn queue_stats(pool: &PgPool) -> Result<QueueStats, StoreError> {
+    let row = sqlx::query(
+        "SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'paused'),
+                min(created_time) FILTER (WHERE state = 'pending')
+         FROM deliveries WHERE state IN ('pending', 'paused')",
+    )
+    .fetch_one(pool)
+    .await
+    .store()?;
+    let pending: i64 = row.try_get(0).store()?;
+    let paused: i64 = row.try_get(1).store()?;
+    Ok(QueueStats {
+        pending: u64::try_from(pending).unwrap_or(0),
+        paused: u64::try_from(paused).unwrap_or(0),
+        oldest_pending_created: row.try_get(2).store()?,
+    })
+}
+
+pub(crate) async fn pause_if_failing(
+    pool: &PgPool,
+    key: &SubscriptionKey,
+    failing_before_ms: i64,
+) -> Result<bool, StoreError> {
+    let mut transaction = pool.begin().await.store()?;
+    let paused = sqlx::query(
+        "UPDATE subscriptions SET status = 'paused'
+         WHERE app_id = $1 AND object_type = $2 AND status = 'active'
+           AND failing_since IS NOT NULL AND failing_since <= $3",
+    )
+    .bind(&key.app_id)
+    .bind(&key.object_type)
+    .bind(failing_before_ms)
+    .execute(&mut *transaction)
+    .await
+    .store()?
+    .rows_affected();
+    if paused > 0 {
+        sqlx::query(
+            "UPDATE deliveries SET state = 'paused'
+             WHERE app_id = $1 AND object_type = $2 AND state = 'pending' AND claimed_by IS NULL",
+        )
+        .bind(&key.app_id)
+        .bind(&key.object_type)
+        .execute(&mut *transaction)
+        .await
+        .store()?;
+    }
+    transaction.commit().await.store()?;
+    Ok(paused > 0)
+}
+
+pub(crate) async fn resume(
+    pool: &PgPool,
+    app_id: &str,
+    object_type: &str,
+    now_ms: i64,
+) -> Result<u64, StoreError> {
+    let mut transaction = pool.begin().await.store()?;
+    let found = sqlx::query(
+        "UPDATE subscriptions SET status = 'active', failing_since = NULL WHERE app_id = $1 AND object_type = $2",
+    )
+    .bind(app_id)
+    .bind(object_type)
+    .execute(&mut *transaction)
+    .await
+    .store()?
+    .rows_affected();
+    if found == 0 {
+        return Err(StoreError::NotFound("subscription"));
+    }
+    let resumed = sqlx::query(
+        "UPDATE deliveries SET state = 'pending', due_ms = $3, first_attempt_ms = NULL
+         WHERE app_id = $1 AND object_type = $2 AND state = 'paused'",
+    )
+    .bind(app_id)
+    .bind(object_type)
+    .bind(now_ms)
+    .execute(&mut *transaction)
+    .await
+    .store()?
+    .rows_affected();
+    if resumed > 0 {
+        notify(&mut transaction).await?;
+    }
+    transaction.commit().await.store()?;
+    Ok(resumed)
 }

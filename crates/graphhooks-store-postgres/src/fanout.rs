@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use graphhooks_core::catalog::GrantMode;
 use graphhooks_core::fanout::{FanoutFacts, Subscriber};
 use graphhooks_core::model::{AppMode, Change};
-use graphhooks_store::{ExplainApp, ExplainFacts, FanoutReport, Planner, StoreError};
+use graphhooks_store::{ExplainApp, ExplainFacts, FanoutReport, Planner, ReplayReport, StoreError};
 use sqlx::{PgConnection, PgPool, Row};
 
 use crate::changes::{self, CHANGE_COLUMNS};
@@ -237,4 +237,60 @@ pub(crate) async fn explain_facts(
         object_type,
         apps: results,
     }))
+}
+
+/// Changes per replay page.
+const REPLAY_PAGE: i64 = 5000;
+
+pub(crate) async fn replay(
+    pool: &PgPool,
+    app_id: &str,
+    (since, until): (i64, i64),
+    object_type: Option<&str>,
+    now_ms: i64,
+    planner: &Planner,
+) -> Result<ReplayReport, StoreError> {
+    let mut report = ReplayReport::default();
+    let mut after = 0i64;
+    let mut transaction = pool.begin().await.store()?;
+    loop {
+        let rows = sqlx::query(&format!(
+            "SELECT {CHANGE_COLUMNS} FROM changes
+             WHERE time BETWEEN $1 AND $2 AND ($3::text IS NULL OR object_type = $3) AND id > $4
+             ORDER BY id LIMIT $5"
+        ))
+        .bind(since)
+        .bind(until)
+        .bind(object_type)
+        .bind(after)
+        .bind(REPLAY_PAGE)
+        .fetch_all(&mut *transaction)
+        .await
+        .store()?;
+        let page: Vec<Change> = rows.iter().map(changes::row).collect::<Result<_, _>>()?;
+        let Some(last) = page.last().map(|change| change.id) else {
+            break;
+        };
+        let mut facts = gather_facts(&mut transaction, &page).await?;
+        for subscribers in facts.subscribers.values_mut() {
+            subscribers.retain(|s| s.subscription.app_id == app_id);
+        }
+        let planned = planner(&page, &facts);
+        report.changes += planned
+            .iter()
+            .map(|d| d.notification.change_ids.len())
+            .sum::<usize>();
+        report.deliveries += planned.len();
+        deliveries::insert_many(&mut transaction, &planned, false, now_ms).await?;
+        after = last;
+    }
+    if report.deliveries > 0 {
+        sqlx::query("SELECT pg_notify($1, 'deliveries')")
+            .bind(CHANNEL)
+            .execute(&mut *transaction)
+            .await
+            .store()?;
+    }
+    transaction.commit().await.store()?;
+    Ok(report)
 }

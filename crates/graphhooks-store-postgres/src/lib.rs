@@ -38,8 +38,8 @@ use graphhooks_core::model::{
 };
 use graphhooks_store::{
     AttemptOutcome, ChangeRecord, ClaimedDelivery, DeliveryFilter, DeliveryRecord, ExplainFacts,
-    FanoutReport, Heartbeat, NewDelivery, Planner, Store, StoreError, StoreEvent, StoreResult,
-    SubscriptionKey,
+    FanoutReport, Heartbeat, Install, NewDelivery, Planner, QueueStats, ReplayReport, Store,
+    StoreError, StoreEvent, StoreResult, SubscriptionKey,
 };
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -316,6 +316,58 @@ impl Store for PostgresStore {
 
     async fn deliveries(&self, filter: DeliveryFilter) -> StoreResult<Vec<Delivery>> {
         deliveries::list(&self.pool, &filter).await
+    }
+
+    async fn queue_stats(&self) -> StoreResult<QueueStats> {
+        deliveries::queue_stats(&self.pool).await
+    }
+
+    async fn pause_if_failing(
+        &self,
+        key: &SubscriptionKey,
+        failing_before_ms: i64,
+    ) -> StoreResult<bool> {
+        deliveries::pause_if_failing(&self.pool, key, failing_before_ms).await
+    }
+
+    async fn resume_subscription(
+        &self,
+        app_id: &str,
+        object_type: &str,
+        now_ms: i64,
+    ) -> StoreResult<u64> {
+        deliveries::resume(&self.pool, app_id, object_type, now_ms).await
+    }
+
+    async fn replay(
+        &self,
+        app_id: &str,
+        window: (i64, i64),
+        object_type: Option<&str>,
+        now_ms: i64,
+        planner: Planner,
+    ) -> StoreResult<ReplayReport> {
+        fanout::replay(&self.pool, app_id, window, object_type, now_ms, &planner).await
+    }
+
+    async fn install_app(&self, grant: Grant, subscribed_fields: Vec<String>) -> StoreResult<()> {
+        apps::install(&self.pool, &grant, &subscribed_fields).await
+    }
+
+    async fn installs(&self, object_id: &str) -> StoreResult<Vec<Install>> {
+        apps::installs(&self.pool, object_id).await
+    }
+
+    async fn uninstall_app(&self, app_id: &str, object_id: &str) -> StoreResult<u64> {
+        apps::uninstall(&self.pool, app_id, object_id).await
+    }
+
+    async fn put_setting(&self, key: &str, value: &str) -> StoreResult<()> {
+        catalog::put_setting(&self.pool, key, value).await
+    }
+
+    async fn delete_setting(&self, key: &str) -> StoreResult<bool> {
+        catalog::delete_setting(&self.pool, key).await
     }
 
     async fn export_changes(&self, after: i64, limit: usize) -> StoreResult<Vec<ChangeRecord>> {

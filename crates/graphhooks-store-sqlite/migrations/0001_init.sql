@@ -41,6 +41,7 @@ CREATE TABLE grants (
     object_id   TEXT NOT NULL,
     app_id      TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
     permissions TEXT NOT NULL, -- JSON array of strings
+    subscribed_fields TEXT,    -- JSON array, for apps installed through subscribed_apps
     PRIMARY KEY (object_type, object_id, app_id)
 );
 CREATE INDEX grants_by_app ON grants(app_id);
@@ -70,6 +71,9 @@ CREATE TABLE changes (
     time        INTEGER NOT NULL,
     received_ms INTEGER NOT NULL
 );
+-- Replay reads changes by event time.
+CREATE INDEX changes_by_time ON changes(time);
+
 
 -- The id of the last change fan-out has processed.
 CREATE TABLE fanout_cursor (
@@ -102,6 +106,8 @@ CREATE INDEX deliveries_claimed ON deliveries(claimed_by) WHERE claimed_by IS NO
 CREATE INDEX deliveries_by_app ON deliveries(app_id, id);
 CREATE INDEX deliveries_by_change ON deliveries(app_id, object_type, first_change_id);
 CREATE INDEX deliveries_by_subscription_state ON deliveries(app_id, object_type, state);
+-- Queue metrics: pending and paused deliveries.
+CREATE INDEX deliveries_open ON deliveries(state, created_time) WHERE state IN ('pending', 'paused');
 
 CREATE TABLE attempts (
     delivery_id INTEGER NOT NULL REFERENCES deliveries(id) ON DELETE CASCADE,

@@ -1,7 +1,7 @@
 //! Apps, their roles and their grants.
 
 use graphhooks_core::model::{App, AppMode, Grant, Role, Secret};
-use graphhooks_store::StoreError;
+use graphhooks_store::{Install, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::SqlResultExt;
@@ -207,4 +207,77 @@ pub(crate) fn grants(c: &Connection, app_id: &str) -> Result<Vec<Grant>, StoreEr
         });
     }
     Ok(grants)
+}
+
+pub(crate) fn install(
+    c: &Connection,
+    grant: &Grant,
+    subscribed_fields: &[String],
+) -> Result<(), StoreError> {
+    require_app(c, &grant.app_id)?;
+    let existing: Option<String> = c
+        .query_row(
+            "SELECT permissions FROM grants WHERE object_type = ?1 AND object_id = ?2 AND app_id = ?3",
+            params![grant.object_type, grant.object_id, grant.app_id],
+            |r| r.get(0),
+        )
+        .optional()
+        .store()?;
+    let mut permissions: Vec<String> = match existing {
+        Some(text) => serde_json::from_str(&text).map_err(|e| corrupt("grant permissions", e))?,
+        None => Vec::new(),
+    };
+    permissions.extend(grant.permissions.iter().cloned());
+    permissions.sort();
+    permissions.dedup();
+    c.execute(
+        "INSERT INTO grants (object_type, object_id, app_id, permissions, subscribed_fields) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (object_type, object_id, app_id)
+         DO UPDATE SET permissions = excluded.permissions, subscribed_fields = excluded.subscribed_fields",
+        params![
+            grant.object_type,
+            grant.object_id,
+            grant.app_id,
+            serde_json::to_string(&permissions).map_err(StoreError::other)?,
+            serde_json::to_string(subscribed_fields).map_err(StoreError::other)?,
+        ],
+    )
+    .store()?;
+    Ok(())
+}
+
+pub(crate) fn installs(c: &Connection, object_id: &str) -> Result<Vec<Install>, StoreError> {
+    let mut statement = c
+        .prepare_cached(
+            "SELECT g.app_id, a.name, g.object_type, g.subscribed_fields FROM grants g JOIN apps a ON a.id = g.app_id
+             WHERE g.object_id = ?1 ORDER BY g.app_id, g.object_type",
+        )
+        .store()?;
+    let mut rows = statement.query([object_id]).store()?;
+    let mut installs = Vec::new();
+    while let Some(row) = rows.next().store()? {
+        let fields: Option<String> = row.get(3).store()?;
+        installs.push(Install {
+            app_id: row.get(0).store()?,
+            app_name: row.get(1).store()?,
+            object_type: row.get(2).store()?,
+            subscribed_fields: match fields {
+                Some(text) => {
+                    serde_json::from_str(&text).map_err(|e| corrupt("subscribed fields", e))?
+                }
+                None => Vec::new(),
+            },
+        });
+    }
+    Ok(installs)
+}
+
+pub(crate) fn uninstall(c: &Connection, app_id: &str, object_id: &str) -> Result<u64, StoreError> {
+    let deleted = c
+        .execute(
+            "DELETE FROM grants WHERE app_id = ?1 AND object_id = ?2",
+            params![app_id, object_id],
+        )
+        .store()?;
+    Ok(deleted as u64)
 }

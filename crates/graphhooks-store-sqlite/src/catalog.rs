@@ -27,6 +27,21 @@ pub(crate) fn set_setting_once(c: &Connection, key: &str, value: &str) -> Result
     Ok(inserted == 1)
 }
 
+pub(crate) fn put_setting(c: &Connection, key: &str, value: &str) -> Result<(), StoreError> {
+    c.execute(
+        "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )
+    .store()?;
+    Ok(())
+}
+
+pub(crate) fn delete_setting(c: &Connection, key: &str) -> Result<bool, StoreError> {
+    Ok(c.execute("DELETE FROM settings WHERE key = ?1", [key])
+        .store()?
+        > 0)
+}
+
 pub(crate) fn seed(c: &Connection, types: &[ObjectType]) -> Result<(), StoreError> {
     let mut insert_type = c
         .prepare_cached(

@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use graphhooks_core::fanout::PlannedDelivery;
 use graphhooks_core::model::{Attempt, Delivery, DeliveryState};
 use graphhooks_store::{
-    AttemptOutcome, ClaimedDelivery, DeliveryFilter, DeliveryTarget, NextStep, StoreError,
-    SubscriptionKey,
+    AttemptOutcome, ClaimedDelivery, DeliveryFilter, DeliveryTarget, NextStep, QueueStats,
+    StoreError, SubscriptionKey,
 };
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
@@ -105,6 +105,8 @@ pub(crate) fn claim_due(
                JOIN lanes l ON l.app_id = d.app_id AND l.object_type = d.object_type AND l.node_id = ?1
                WHERE d.state = 'pending' AND d.claimed_by IS NULL AND d.due_ms <= ?2
                  AND (d.app_id || char(31) || d.object_type) NOT IN (SELECT value FROM json_each(?3))
+                 AND NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.app_id = d.app_id
+                                 AND s.object_type = d.object_type AND s.status = 'paused')
                ORDER BY d.due_ms, d.id LIMIT ?4)
              RETURNING id, app_id, object_type, body, object_ids, attempt_count, first_attempt_ms, test, due_ms",
         )
@@ -190,7 +192,12 @@ pub(crate) fn record(c: &Connection, outcomes: &[AttemptOutcome]) -> Result<(), 
         .store()?;
     let mut update = c
         .prepare_cached(
-            "UPDATE deliveries SET state = ?2, due_ms = coalesce(?3, due_ms), claimed_by = NULL,
+            // A retry of a subscription paused meanwhile waits with the rest of its backlog.
+            "UPDATE deliveries SET claimed_by = NULL, due_ms = coalesce(?3, due_ms),
+                    state = CASE WHEN ?2 = 'pending' AND EXISTS (
+                              SELECT 1 FROM subscriptions s WHERE s.app_id = deliveries.app_id
+                                AND s.object_type = deliveries.object_type AND s.status = 'paused')
+                            THEN 'paused' ELSE ?2 END,
                     attempt_count = max(attempt_count, coalesce(?4, 0)),
                     first_attempt_ms = coalesce(first_attempt_ms, ?5)
              WHERE id = ?1",
@@ -297,7 +304,11 @@ pub(crate) fn release_unheld(c: &Connection, node: &str, held: &[i64]) -> Result
     let held = serde_json::to_string(held).map_err(StoreError::other)?;
     let released = c
         .execute(
-            "UPDATE deliveries SET claimed_by = NULL
+            "UPDATE deliveries SET claimed_by = NULL,
+                    state = CASE WHEN state = 'pending' AND EXISTS (
+                              SELECT 1 FROM subscriptions s WHERE s.app_id = deliveries.app_id
+                                AND s.object_type = deliveries.object_type AND s.status = 'paused')
+                            THEN 'paused' ELSE state END
              WHERE claimed_by = ?1 AND id NOT IN (SELECT value FROM json_each(?2))",
             params![node, held],
         )
@@ -520,4 +531,71 @@ pub(crate) fn carrying_change(
         }
     }
     Ok(None)
+}
+
+pub(crate) fn queue_stats(c: &Connection) -> Result<QueueStats, StoreError> {
+    c.query_row(
+        "SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'paused'),
+                min(created_time) FILTER (WHERE state = 'pending')
+         FROM deliveries WHERE state IN ('pending', 'paused')",
+        [],
+        |r| {
+            Ok(QueueStats {
+                pending: r.get::<_, i64>(0)?.try_into().unwrap_or(0),
+                paused: r.get::<_, i64>(1)?.try_into().unwrap_or(0),
+                oldest_pending_created: r.get(2)?,
+            })
+        },
+    )
+    .store()
+}
+
+pub(crate) fn pause_if_failing(
+    c: &Connection,
+    key: &SubscriptionKey,
+    failing_before_ms: i64,
+) -> Result<bool, StoreError> {
+    let paused = c
+        .execute(
+            "UPDATE subscriptions SET status = 'paused'
+             WHERE app_id = ?1 AND object_type = ?2 AND status = 'active'
+               AND failing_since IS NOT NULL AND failing_since <= ?3",
+            params![key.app_id, key.object_type, failing_before_ms],
+        )
+        .store()?;
+    if paused == 0 {
+        return Ok(false);
+    }
+    c.execute(
+        "UPDATE deliveries SET state = 'paused'
+         WHERE app_id = ?1 AND object_type = ?2 AND state = 'pending' AND claimed_by IS NULL",
+        params![key.app_id, key.object_type],
+    )
+    .store()?;
+    Ok(true)
+}
+
+pub(crate) fn resume(
+    c: &Connection,
+    app_id: &str,
+    object_type: &str,
+    now_ms: i64,
+) -> Result<u64, StoreError> {
+    let found = c
+        .execute(
+            "UPDATE subscriptions SET status = 'active', failing_since = NULL WHERE app_id = ?1 AND object_type = ?2",
+            params![app_id, object_type],
+        )
+        .store()?;
+    if found == 0 {
+        return Err(StoreError::NotFound("subscription"));
+    }
+    let resumed = c
+        .execute(
+            "UPDATE deliveries SET state = 'pending', due_ms = ?3, first_attempt_ms = NULL
+             WHERE app_id = ?1 AND object_type = ?2 AND state = 'paused'",
+            params![app_id, object_type, now_ms],
+        )
+        .store()?;
+    Ok(resumed as u64)
 }

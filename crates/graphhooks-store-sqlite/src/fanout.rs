@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use graphhooks_core::catalog::GrantMode;
 use graphhooks_core::fanout::{FanoutFacts, Subscriber};
 use graphhooks_core::model::{AppMode, Change};
-use graphhooks_store::{ExplainApp, ExplainFacts, FanoutReport, Planner, StoreError};
+use graphhooks_store::{ExplainApp, ExplainFacts, FanoutReport, Planner, ReplayReport, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::changes::{self, CHANGE_COLUMNS};
@@ -68,7 +68,7 @@ pub(crate) fn run(
     })
 }
 
-fn gather_facts(c: &Connection, batch: &[Change]) -> Result<FanoutFacts, StoreError> {
+pub(crate) fn gather_facts(c: &Connection, batch: &[Change]) -> Result<FanoutFacts, StoreError> {
     let type_names: Vec<String> = batch
         .iter()
         .map(|change| change.change.object_type.as_str())
@@ -241,4 +241,51 @@ pub(crate) fn explain_facts(
         object_type,
         apps: results,
     }))
+}
+
+/// Changes per replay page.
+const REPLAY_PAGE: i64 = 5000;
+
+pub(crate) fn replay(
+    c: &Connection,
+    app_id: &str,
+    (since, until): (i64, i64),
+    object_type: Option<&str>,
+    now_ms: i64,
+    planner: &Planner,
+) -> Result<ReplayReport, StoreError> {
+    let mut report = ReplayReport::default();
+    let mut after = 0i64;
+    let mut statement = c
+        .prepare_cached(&format!(
+            "SELECT {CHANGE_COLUMNS} FROM changes
+             WHERE time BETWEEN ?1 AND ?2 AND (?3 IS NULL OR object_type = ?3) AND id > ?4
+             ORDER BY id LIMIT ?5"
+        ))
+        .store()?;
+    loop {
+        let page: Vec<Change> = statement
+            .query_map(
+                params![since, until, object_type, after, REPLAY_PAGE],
+                changes::row,
+            )
+            .store()?
+            .collect::<Result<_, _>>()
+            .store()?;
+        let Some(last) = page.last().map(|change| change.id) else {
+            break;
+        };
+        let mut facts = gather_facts(c, &page)?;
+        for subscribers in facts.subscribers.values_mut() {
+            subscribers.retain(|s| s.subscription.app_id == app_id);
+        }
+        let planned = planner(&page, &facts);
+        for delivery in &planned {
+            report.changes += delivery.notification.change_ids.len();
+            deliveries::insert(c, delivery, false, now_ms)?;
+        }
+        report.deliveries += planned.len();
+        after = last;
+    }
+    Ok(report)
 }

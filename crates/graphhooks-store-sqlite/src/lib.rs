@@ -29,7 +29,8 @@ use graphhooks_core::model::{
 };
 use graphhooks_store::{
     AttemptOutcome, ChangeRecord, ClaimedDelivery, DeliveryFilter, DeliveryRecord, ExplainFacts,
-    FanoutReport, Heartbeat, NewDelivery, Planner, Store, StoreError, StoreResult, SubscriptionKey,
+    FanoutReport, Heartbeat, Install, NewDelivery, Planner, QueueStats, ReplayReport, Store,
+    StoreError, StoreResult, SubscriptionKey,
 };
 use rusqlite::Connection;
 
@@ -416,6 +417,83 @@ impl Store for SqliteStore {
     async fn deliveries(&self, filter: DeliveryFilter) -> StoreResult<Vec<Delivery>> {
         self.readers
             .read(move |c| deliveries::list(c, &filter))
+            .await
+    }
+
+    async fn queue_stats(&self) -> StoreResult<QueueStats> {
+        self.readers.read(deliveries::queue_stats).await
+    }
+
+    async fn pause_if_failing(
+        &self,
+        key: &SubscriptionKey,
+        failing_before_ms: i64,
+    ) -> StoreResult<bool> {
+        let key = key.clone();
+        self.writer
+            .write(move |c| deliveries::pause_if_failing(c, &key, failing_before_ms))
+            .await
+    }
+
+    async fn resume_subscription(
+        &self,
+        app_id: &str,
+        object_type: &str,
+        now_ms: i64,
+    ) -> StoreResult<u64> {
+        let (app_id, object_type) = (app_id.to_owned(), object_type.to_owned());
+        self.writer
+            .write(move |c| deliveries::resume(c, &app_id, &object_type, now_ms))
+            .await
+    }
+
+    async fn replay(
+        &self,
+        app_id: &str,
+        window: (i64, i64),
+        object_type: Option<&str>,
+        now_ms: i64,
+        planner: Planner,
+    ) -> StoreResult<ReplayReport> {
+        let (app_id, object_type) = (app_id.to_owned(), object_type.map(str::to_owned));
+        self.writer
+            .write(move |c| {
+                fanout::replay(c, &app_id, window, object_type.as_deref(), now_ms, &planner)
+            })
+            .await
+    }
+
+    async fn install_app(&self, grant: Grant, subscribed_fields: Vec<String>) -> StoreResult<()> {
+        self.writer
+            .write(move |c| apps::install(c, &grant, &subscribed_fields))
+            .await
+    }
+
+    async fn installs(&self, object_id: &str) -> StoreResult<Vec<Install>> {
+        let object_id = object_id.to_owned();
+        self.readers
+            .read(move |c| apps::installs(c, &object_id))
+            .await
+    }
+
+    async fn uninstall_app(&self, app_id: &str, object_id: &str) -> StoreResult<u64> {
+        let (app_id, object_id) = (app_id.to_owned(), object_id.to_owned());
+        self.writer
+            .write(move |c| apps::uninstall(c, &app_id, &object_id))
+            .await
+    }
+
+    async fn put_setting(&self, key: &str, value: &str) -> StoreResult<()> {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.writer
+            .write(move |c| catalog::put_setting(c, &key, &value))
+            .await
+    }
+
+    async fn delete_setting(&self, key: &str) -> StoreResult<bool> {
+        let key = key.to_owned();
+        self.writer
+            .write(move |c| catalog::delete_setting(c, &key))
             .await
     }
 

@@ -62,6 +62,10 @@ macro_rules! store_conformance {
             outcomes_of_deleted_deliveries_do_not_block_others,
             live_nodes_share_the_lanes,
             claims_a_node_no_longer_holds_are_released,
+            a_failing_subscription_pauses_and_resumes_its_backlog,
+            replay_rebuilds_one_apps_notifications_of_a_window,
+            installs_are_grants_with_subscribed_fields,
+            settings_can_be_replaced_and_deleted,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -852,6 +856,255 @@ pub async fn claims_a_node_no_longer_holds_are_released(store: Arc<dyn Store>) {
             .unwrap(),
         0
     );
+}
+
+/// A subscription failing long enough pauses: its pending deliveries (and retries recorded
+/// afterwards) wait as `paused`, counted by the queue stats, until it is resumed; then they are
+/// due again, oldest first, with a fresh retry window.
+pub async fn a_failing_subscription_pauses_and_resumes_its_backlog(store: Arc<dyn Store>) {
+    basic(&*store).await;
+    let first = store
+        .insert_delivery(planned("1", "user", "u1"), 1_000)
+        .await
+        .unwrap();
+    let second = store
+        .insert_delivery(planned("1", "user", "u2"), 1_000)
+        .await
+        .unwrap();
+    let third = store
+        .insert_delivery(planned("1", "user", "u3"), 1_000)
+        .await
+        .unwrap();
+    let stats = store.queue_stats().await.unwrap();
+    assert_eq!(
+        (stats.pending, stats.paused, stats.oldest_pending_created),
+        (3, 0, Some(1))
+    );
+    let claimed = store.claim_due("a", 1_000, 1, &[]).await.unwrap();
+    assert_eq!(claimed[0].id, first);
+    store
+        .record_outcomes(vec![AttemptOutcome {
+            delivery_id: first,
+            key: key("1", "user"),
+            attempt: Some(attempt(1, 2_000, Some(500))),
+            next: NextStep::RetryAt(3_000),
+        }])
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .pause_if_failing(&key("1", "user"), 1_999)
+            .await
+            .unwrap(),
+        "not failing long enough"
+    );
+    // Claim the second before pausing: a claimed delivery finishes its attempt.
+    let claimed = store.claim_due("a", 1_000, 1, &[]).await.unwrap();
+    assert_eq!(claimed[0].id, second);
+    assert!(
+        store
+            .pause_if_failing(&key("1", "user"), 2_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .pause_if_failing(&key("1", "user"), 2_000)
+            .await
+            .unwrap(),
+        "already paused"
+    );
+    let sub = store.subscription("1", "user").await.unwrap().unwrap();
+    assert_eq!(sub.status, SubscriptionStatus::Paused);
+    store
+        .record_outcomes(vec![AttemptOutcome {
+            delivery_id: second,
+            key: key("1", "user"),
+            attempt: Some(attempt(1, 2_500, Some(500))),
+            next: NextStep::RetryAt(3_000),
+        }])
+        .await
+        .unwrap();
+    for id in [first, second, third] {
+        assert_eq!(
+            store.delivery(id).await.unwrap().unwrap().state,
+            DeliveryState::Paused,
+            "{id}"
+        );
+    }
+    assert!(
+        store
+            .claim_due("a", 10_000, 10, &[])
+            .await
+            .unwrap()
+            .is_empty(),
+        "paused work is not claimed"
+    );
+    let stats = store.queue_stats().await.unwrap();
+    assert_eq!((stats.pending, stats.paused), (0, 3));
+
+    assert_eq!(
+        store
+            .resume_subscription("1", "user", 20_000)
+            .await
+            .unwrap(),
+        3
+    );
+    let sub = store.subscription("1", "user").await.unwrap().unwrap();
+    assert_eq!(
+        (sub.status, sub.failing_since),
+        (SubscriptionStatus::Active, None)
+    );
+    let backlog = store.claim_due("a", 20_000, 10, &[]).await.unwrap();
+    assert_eq!(
+        backlog.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![first, second, third],
+        "oldest first"
+    );
+    assert_eq!(backlog[0].attempts_made, 1, "attempts still count");
+    assert_eq!(backlog[0].first_attempt_ms, None, "a fresh retry window");
+    assert!(matches!(
+        store.resume_subscription("1", "page", 1).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+/// Replay builds new notifications for one app from the changes of a time window, with its
+/// subscription as it is now; other apps get nothing.
+pub async fn replay_rebuilds_one_apps_notifications_of_a_window(store: Arc<dyn Store>) {
+    basic(&*store).await;
+    store.create_app(app("2", AppMode::Live)).await.unwrap();
+    store
+        .put_subscription(subscription("2", "user", &["email"]))
+        .await
+        .unwrap();
+    store
+        .put_grant(Grant {
+            app_id: "2".into(),
+            object_type: "user".into(),
+            object_id: "u1".into(),
+            permissions: vec!["email".into()],
+        })
+        .await
+        .unwrap();
+    let at = |time: i64, field: &str| NewChange {
+        time,
+        ..change("user", "u1", field, None)
+    };
+    store
+        .insert_changes(vec![
+            at(100, "email"),
+            at(200, "email"),
+            at(300, "name"),
+            at(400, "email"),
+        ])
+        .await
+        .unwrap();
+    let report = store
+        .replay("1", (150, 350), None, 5_000, planner())
+        .await
+        .unwrap();
+    assert_eq!((report.changes, report.deliveries), (2, 1));
+    let report = store
+        .replay("1", (150, 350), Some("page"), 5_000, planner())
+        .await
+        .unwrap();
+    assert_eq!(report.changes, 0);
+    let deliveries = store
+        .deliveries(DeliveryFilter {
+            limit: 10,
+            ..DeliveryFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].app_id, "1");
+    assert_eq!(deliveries[0].state, DeliveryState::Pending);
+    let body: serde_json::Value = serde_json::from_str(&deliveries[0].body).unwrap();
+    let fields: Vec<&str> = body["entry"][0]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, vec!["email", "name"]);
+    assert_eq!(
+        store.claim_due("a", 5_000, 10, &[]).await.unwrap().len(),
+        1,
+        "due at once"
+    );
+}
+
+/// Installing an app on an object is a grant that remembers the subscribed fields.
+pub async fn installs_are_grants_with_subscribed_fields(store: Arc<dyn Store>) {
+    basic(&*store).await;
+    let page = |permissions: &[&str]| Grant {
+        app_id: "1".into(),
+        object_type: "page".into(),
+        object_id: "p9".into(),
+        permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+    };
+    store.put_grant(page(&["pages_messaging"])).await.unwrap();
+    store
+        .install_app(
+            page(&["pages_read_engagement"]),
+            vec!["feed".into(), "mention".into()],
+        )
+        .await
+        .unwrap();
+    let installs = store.installs("p9").await.unwrap();
+    assert_eq!(installs.len(), 1);
+    assert_eq!(installs[0].app_name, "app 1");
+    assert_eq!(
+        installs[0].subscribed_fields,
+        vec!["feed".to_owned(), "mention".to_owned()]
+    );
+    let grant = store
+        .grants("1")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|g| g.object_id == "p9")
+        .unwrap();
+    assert_eq!(
+        grant.permissions,
+        vec![
+            "pages_messaging".to_owned(),
+            "pages_read_engagement".to_owned()
+        ]
+    );
+    store.put_grant(page(&["pages_messaging"])).await.unwrap();
+    assert_eq!(
+        store.installs("p9").await.unwrap()[0]
+            .subscribed_fields
+            .len(),
+        2,
+        "kept by put_grant"
+    );
+    assert_eq!(store.uninstall_app("1", "p9").await.unwrap(), 1);
+    assert!(store.installs("p9").await.unwrap().is_empty());
+    assert!(matches!(
+        store
+            .install_app(
+                Grant {
+                    app_id: "9".into(),
+                    ..page(&[])
+                },
+                vec![]
+            )
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+/// Settings can be replaced and deleted.
+pub async fn settings_can_be_replaced_and_deleted(store: Arc<dyn Store>) {
+    store.put_setting("k", "1").await.unwrap();
+    store.put_setting("k", "2").await.unwrap();
+    assert_eq!(store.setting("k").await.unwrap().as_deref(), Some("2"));
+    assert!(store.delete_setting("k").await.unwrap());
+    assert!(!store.delete_setting("k").await.unwrap());
+    assert_eq!(store.setting("k").await.unwrap(), None);
 }
 
 /// An outcome for a delivery deleted meanwhile (its app was deleted) does not fail the batch.

@@ -195,6 +195,49 @@ pub trait Store: Send + Sync + 'static {
     async fn delivery(&self, id: i64) -> StoreResult<Option<Delivery>>;
     /// A page of deliveries, newest first, with their attempts.
     async fn deliveries(&self, filter: DeliveryFilter) -> StoreResult<Vec<Delivery>>;
+    /// Counts for metrics: pending and paused deliveries, and when the oldest pending one was
+    /// created.
+    async fn queue_stats(&self) -> StoreResult<QueueStats>;
+    /// Pauses the subscription when its callback has been failing since `failing_before_ms` or
+    /// earlier; its pending deliveries that are not claimed become `paused`. Returns whether it
+    /// paused now (false when it was not failing long enough, or already paused).
+    async fn pause_if_failing(
+        &self,
+        key: &SubscriptionKey,
+        failing_before_ms: i64,
+    ) -> StoreResult<bool>;
+    /// Reactivates a subscription: it is active again, its failing clock is cleared, and its
+    /// paused deliveries become due at `now_ms` (so they go out oldest first), each with a new
+    /// retry window. Returns how many; [`StoreError::NotFound`] without a subscription.
+    async fn resume_subscription(
+        &self,
+        app_id: &str,
+        object_type: &str,
+        now_ms: i64,
+    ) -> StoreResult<u64>;
+    /// Builds again, for one app, the notifications of the changes whose event time is within
+    /// `[since, until]` (unix seconds), optionally of one type, with the app's subscription and
+    /// grants as they are now, and stores them as new deliveries due at `now_ms`.
+    async fn replay(
+        &self,
+        app_id: &str,
+        window: (i64, i64),
+        object_type: Option<&str>,
+        now_ms: i64,
+        planner: Planner,
+    ) -> StoreResult<ReplayReport>;
+    /// Installs an app on an object (page-like `subscribed_apps`): the grant, with the fields
+    /// the object subscribes the app to. Permissions are added to an existing grant's.
+    async fn install_app(&self, grant: Grant, subscribed_fields: Vec<String>) -> StoreResult<()>;
+    /// The apps installed on (granted) objects with this id, of any type.
+    async fn installs(&self, object_id: &str) -> StoreResult<Vec<Install>>;
+    /// Removes an app's grants for objects with this id; returns how many.
+    async fn uninstall_app(&self, app_id: &str, object_id: &str) -> StoreResult<u64>;
+    /// Sets a setting, replacing any value.
+    async fn put_setting(&self, key: &str, value: &str) -> StoreResult<()>;
+    /// Deletes a setting; returns whether it existed.
+    async fn delete_setting(&self, key: &str) -> StoreResult<bool>;
+
     /// Changes with ids above `after`, oldest first, at most `limit` (for copying a store).
     async fn export_changes(&self, after: i64, limit: usize) -> StoreResult<Vec<ChangeRecord>>;
     /// Stores changes with their ids and fan-out status (into a store being filled by a copy).

@@ -211,3 +211,36 @@ pub struct DeliveryRecord {
     /// When the first attempt started.
     pub first_attempt_ms: Option<i64>,
 }
+
+/// Delivery counts for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Deliveries waiting for an attempt.
+    pub pending: u64,
+    /// Deliveries held by paused subscriptions.
+    pub paused: u64,
+    /// When the oldest pending delivery was created (unix seconds).
+    pub oldest_pending_created: Option<i64>,
+}
+
+/// What a replay created.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplayReport {
+    /// Changes in the window that went to the app.
+    pub changes: usize,
+    /// Notifications created.
+    pub deliveries: usize,
+}
+
+/// An app installed on an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Install {
+    /// The app.
+    pub app_id: String,
+    /// Its name.
+    pub app_name: String,
+    /// The object's type.
+    pub object_type: String,
+    /// The fields the object subscribes the app to.
+    pub subscribed_fields: Vec<String>,
+}

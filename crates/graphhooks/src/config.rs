@@ -53,9 +53,15 @@ pub(crate) struct RawConfig {
     /// Most changes per notification, 1 to 1000 [default: 1000]
     #[arg(long, env = "GRAPHHOOKS_BATCH_MAX")]
     pub(crate) batch_max: Option<usize>,
-    /// Pause a subscription whose callback fails continuously this long [default: 1h]
+    /// Pause a subscription whose callback fails continuously this long (its notifications are kept) [default: 1h]
     #[arg(long, env = "GRAPHHOOKS_PAUSE_AFTER")]
     pub(crate) pause_after: Option<String>,
+    /// Operator alert webhook (a subscription paused), signed like any notification
+    #[arg(long, env = "GRAPHHOOKS_ALERT_URL")]
+    pub(crate) alert_url: Option<String>,
+    /// Secret that signs operator alerts (X-Hub-Signature-256)
+    #[arg(long, env = "GRAPHHOOKS_ALERT_SECRET", hide_env_values = true)]
+    pub(crate) alert_secret: Option<String>,
     /// Client certificate (PEM) for subscriptions with include_client_certificate
     #[arg(long, env = "GRAPHHOOKS_CLIENT_CERT")]
     pub(crate) client_cert: Option<PathBuf>,
@@ -108,6 +114,8 @@ impl RawConfig {
             batch_linger,
             batch_max,
             pause_after,
+            alert_url,
+            alert_secret,
             client_cert,
             client_key,
             callback_concurrency,
@@ -127,6 +135,8 @@ impl RawConfig {
             batch_linger: batch_linger.or(lower.batch_linger),
             batch_max: batch_max.or(lower.batch_max),
             pause_after: pause_after.or(lower.pause_after),
+            alert_url: alert_url.or(lower.alert_url),
+            alert_secret: alert_secret.or(lower.alert_secret),
             client_cert: client_cert.or(lower.client_cert),
             client_key: client_key.or(lower.client_key),
             callback_concurrency: callback_concurrency.or(lower.callback_concurrency),
@@ -188,6 +198,14 @@ impl RawConfig {
         if self.client_cert.is_some() != self.client_key.is_some() {
             bail!("--client-cert and --client-key go together");
         }
+        if self.alert_url.is_some() != self.alert_secret.is_some() {
+            bail!("--alert-url and --alert-secret go together (alerts are signed)");
+        }
+        if let Some(url) = &self.alert_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            bail!("--alert-url must be an http(s) URL, not {url:?}");
+        }
         let database_pool_size = required(self.database_pool_size, "database_pool_size")?;
         if !(1..=1000).contains(&database_pool_size) {
             bail!("--database-pool-size must be between 1 and 1000, not {database_pool_size}");
@@ -214,6 +232,8 @@ impl RawConfig {
             batch_linger,
             batch_max,
             pause_after: duration(self.pause_after, "pause_after")?,
+            alert_url: self.alert_url,
+            alert_secret: self.alert_secret,
             client_cert: self.client_cert,
             client_key: self.client_key,
             callback_concurrency,

@@ -40,7 +40,7 @@ enum LogFormat {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the Graph-compatible API, the operator API and the delivery workers.
-    Serve(cmd::serve::ServeArgs),
+    Serve(Box<cmd::serve::ServeArgs>),
     /// Create or upgrade the database schema, then exit.
     Migrate(cmd::serve::MigrateArgs),
     /// Copy everything into a new database (e.g. from SQLite to PostgreSQL).
@@ -90,7 +90,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => cmd::serve::serve(args).await,
+            Command::Serve(args) => cmd::serve::serve(*args).await,
             Command::Migrate(args) => cmd::serve::migrate(args).await,
             Command::Copy(args) => cmd::copy::copy(args).await,
             Command::App(args) => cmd::admin::app(args).await,

@@ -291,8 +291,9 @@ impl Dispatcher {
         );
     }
 
-    /// Releases claims this node holds in the store but not in memory (shared stores). Runs
-    /// between claims, so no claim is in progress that it could wrongly release.
+    /// Releases claims this node holds in the store but not in memory: every few seconds on a
+    /// shared store, and after dropping work. Runs between claims, so no claim is in progress
+    /// that it could wrongly release.
     async fn reconcile(&mut self) {
         if !self.shared.store.shared()
             || (!self.reconcile_now && self.last_reconcile.elapsed() < RECONCILE_EVERY)
@@ -323,6 +324,28 @@ impl Dispatcher {
             }
             Err(error) => {
                 tracing::warn!(error = %crate::http::error::error_chain(&error), "Could not reconcile claims")
+            }
+        }
+    }
+
+    /// Drops what this node holds queued for subscriptions paused since the last look; their
+    /// claims are then released (as `paused`) by the next reconcile.
+    fn drop_paused_lanes(&mut self) {
+        let keys: Vec<SubscriptionKey> = match self.shared.paused_lanes.lock() {
+            Ok(mut keys) => std::mem::take(&mut *keys),
+            Err(_) => return,
+        };
+        for key in keys {
+            if let Some(lane) = self.lanes.get_mut(&key) {
+                let dropped = lane.queue.len();
+                self.held = self.held.saturating_sub(dropped);
+                self.held_bytes = self.held_bytes.saturating_sub(lane.queued_bytes);
+                lane.queue.clear();
+                lane.queued_bytes = 0;
+                if lane.in_flight == 0 {
+                    self.lanes.remove(&key);
+                }
+                self.reconcile_now = true;
             }
         }
     }
@@ -412,6 +435,7 @@ pub(crate) async fn run(shared: Arc<EngineShared>, shutdown: CancellationToken) 
             dispatcher.drop_queued();
             claim_now = true;
         }
+        dispatcher.drop_paused_lanes();
         dispatcher.release_idle_lanes().await;
         dispatcher.reconcile().await;
         if claim_now {

@@ -28,9 +28,14 @@
 //!   stops heartbeating is reaped by the others and its claims become due again. A
 //!   subscription's deliveries go through one node at a time (its lane owner), so the
 //!   per-callback limit and per-object order hold across nodes.
+//! - A subscription whose callback has failed continuously for `--pause-after` is paused by the
+//!   recorder: its unclaimed deliveries become `paused`, claims skip it, dispatch drops what it
+//!   holds queued for it, an operator alert goes out ([`alert`]), and resuming makes the backlog
+//!   due again, oldest first.
 //! - Graceful shutdown stops claiming, lets in-flight attempts finish for a short grace period,
 //!   records what finished, and releases every claim it still holds.
 
+pub mod alert;
 pub mod client;
 pub mod dispatch;
 pub mod fanout;
@@ -54,6 +59,10 @@ pub(crate) struct EngineShared {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) config: Arc<Config>,
     pub(crate) client: CallbackClient,
+    /// The client for operator alerts (the operator's own endpoint: private addresses allowed).
+    pub(crate) alert_client: CallbackClient,
+    /// Subscriptions paused since dispatch last looked: it drops what it holds queued for them.
+    pub(crate) paused_lanes: std::sync::Mutex<Vec<graphhooks_store::SubscriptionKey>>,
     /// This process's claim owner name.
     pub(crate) node_id: String,
     /// Wakes fan-out: changes were accepted.
@@ -78,6 +87,7 @@ impl Engine {
         store: Arc<dyn Store>,
         config: Arc<Config>,
         client: CallbackClient,
+        alert_client: CallbackClient,
     ) -> Engine {
         // Host, process and a random part: readable in logs and the nodes table, unique even
         // when a process id is reused.
@@ -97,6 +107,8 @@ impl Engine {
                 store,
                 config,
                 client,
+                alert_client,
+                paused_lanes: std::sync::Mutex::new(Vec::new()),
                 node_id,
                 changes: Notify::new(),
                 work: Notify::new(),

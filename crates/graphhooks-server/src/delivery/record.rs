@@ -62,9 +62,60 @@ pub(crate) async fn run(
                 }
             }
         }
+        pause_failing(&shared, &batch).await;
         batch.clear();
         if let Some(at) = earliest_retry {
             Engine::retry_due_at(&shared, at);
+        }
+    }
+}
+
+/// Pauses the subscriptions of this batch's failures whose callbacks have been failing for
+/// `--pause-after` or longer.
+async fn pause_failing(shared: &Arc<EngineShared>, batch: &[AttemptOutcome]) {
+    let mut keys: Vec<&graphhooks_store::SubscriptionKey> = batch
+        .iter()
+        .filter(|o| o.attempt.is_some() && o.next != NextStep::Delivered)
+        .map(|o| &o.key)
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let pause_after = i64::try_from(shared.config.pause_after.as_millis()).unwrap_or(i64::MAX);
+    let failing_before = crate::clock::now_ms().saturating_sub(pause_after);
+    for key in keys {
+        match shared.store.pause_if_failing(key, failing_before).await {
+            Ok(true) => {
+                let subscription = shared
+                    .store
+                    .subscription(&key.app_id, &key.object_type)
+                    .await
+                    .ok()
+                    .flatten();
+                let failing_since = subscription.as_ref().and_then(|s| s.failing_since);
+                tracing::warn!(
+                    app_id = key.app_id,
+                    object_type = key.object_type,
+                    failing_since,
+                    "Paused app {}'s {} subscription: its callback has failed for longer than --pause-after; its notifications are kept until it is resumed",
+                    key.app_id,
+                    key.object_type
+                );
+                metrics::counter!("graphhooks_subscriptions_paused_total").increment(1);
+                if let Ok(mut paused) = shared.paused_lanes.lock() {
+                    paused.push(key.clone());
+                }
+                shared.work.notify_one();
+                super::alert::subscription_paused(
+                    shared.clone(),
+                    key.clone(),
+                    subscription.map(|s| s.callback_url).unwrap_or_default(),
+                    failing_since,
+                );
+            }
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(error = %crate::http::error::error_chain(&error), "Could not check whether to pause a failing subscription")
+            }
         }
     }
 }

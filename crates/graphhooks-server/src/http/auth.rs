@@ -30,6 +30,19 @@ fn bearer(parts: &http::HeaderMap) -> Option<&str> {
         .then(|| token.trim())
 }
 
+/// How object tokens begin (so other tokens cost no lookup).
+pub const OBJECT_TOKEN_PREFIX: &str = "ghobj_";
+
+/// The settings key under which an object token's hash maps to its object.
+pub fn object_token_setting(token: &str) -> String {
+    format!("object_token:{}", hex::encode(token_hash(token)))
+}
+
+/// The settings key under which an object's current token hash is kept (to revoke it).
+pub fn object_token_for(object_type: &str, object_id: &str) -> String {
+    format!("object_token_for:{object_type}\u{1f}{object_id}")
+}
+
 /// Whether `token` is the admin token.
 pub fn is_admin_token(state: &AppState, token: &str) -> bool {
     same(&token_hash(token), &state.admin_token_sha256)
@@ -67,6 +80,13 @@ pub enum Caller {
     Operator,
     /// An app, with its app access token.
     App(App),
+    /// The owner of one object, with the object token the operator issued for it.
+    Object {
+        /// The object's type.
+        object_type: String,
+        /// The object's id.
+        object_id: String,
+    },
 }
 
 impl Caller {
@@ -78,6 +98,10 @@ impl Caller {
             Caller::App(_) => Err(GraphError::new(
                 GraphCode::Permission,
                 "Permissions error: the access token belongs to another app",
+            )),
+            Caller::Object { .. } => Err(GraphError::new(
+                GraphCode::Permission,
+                "Permissions error: an object token cannot act on an app; use the app's access token",
             )),
         }
     }
@@ -106,6 +130,17 @@ pub async fn graph_caller(
     };
     if is_admin_token(state, &token) {
         return Ok(Caller::Operator);
+    }
+    if token.starts_with(OBJECT_TOKEN_PREFIX) {
+        let key = object_token_setting(&token);
+        let Some(object) = state.store.setting(&key).await? else {
+            return Err(invalid());
+        };
+        let (object_type, object_id) = object.split_once('\u{1f}').ok_or_else(invalid)?;
+        return Ok(Caller::Object {
+            object_type: object_type.to_owned(),
+            object_id: object_id.to_owned(),
+        });
     }
     let (app_id, secret) = token.split_once('|').ok_or_else(invalid)?;
     if app_id.is_empty() || !app_id.bytes().all(|b| b.is_ascii_digit()) || app_id.len() > 20 {

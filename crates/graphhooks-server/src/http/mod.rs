@@ -54,6 +54,16 @@ pub fn router(state: SharedState) -> Router {
             "/apps/{id}/subscriptions",
             get(operator::apps::subscriptions),
         )
+        .route(
+            "/apps/{id}/subscriptions/{object}/resume",
+            post(operator::apps::resume),
+        )
+        .route("/apps/{id}/replay", post(operator::apps::replay))
+        .route("/object-tokens", post(operator::object_tokens::issue))
+        .route(
+            "/object-tokens/{object}/{id}",
+            axum::routing::delete(operator::object_tokens::delete),
+        )
         .route("/changes", post(operator::changes::accept))
         .route("/changes/{id}", get(operator::changes::get))
         .route("/changes/{id}/explain", get(operator::changes::explain))
@@ -67,6 +77,7 @@ pub fn router(state: SharedState) -> Router {
 
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(crate::metrics::render))
         .nest("/admin", admin)
         // Unknown operator paths answer in the operator's error shape, not the Graph one.
         .route("/admin", any(admin_not_found))

@@ -225,3 +225,128 @@ async fn a_bad_flag_is_a_clear_message_not_a_panic() {
         .unwrap();
     assert!(String::from_utf8_lossy(&output.stderr).contains("unsupported database URL"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn logs_never_show_a_secret_or_a_token() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let ca_path = ca.write_pem(dir.path()).display().to_string();
+    let db = format!("sqlite://{}", dir.path().join("logs.db").display());
+    let receiver = Receiver::builder()
+        .verify_token("a-verify-token-to-hide")
+        .replies(vec![Reply::status(500)])
+        .start(&ca)
+        .await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_graphhooks"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+            &db,
+            "--callback-ca",
+            &ca_path,
+        ])
+        .args([
+            "--allow-private-callbacks",
+            "--retry-schedule",
+            "0s",
+            "--admin-token",
+            TOKEN,
+            "-vv",
+        ])
+        .env("RUST_LOG", "trace")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let logs = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text).await;
+        text
+    });
+    let mut printed = Vec::new();
+    let base = loop {
+        let mut chunk = [0u8; 256];
+        let read = tokio::time::timeout(WAIT, stdout.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(read > 0, "graphhooks exited");
+        printed.extend_from_slice(&chunk[..read]);
+        let text = String::from_utf8_lossy(&printed);
+        if let Some(line) = text
+            .lines()
+            .find(|l| l.starts_with("graphhooks: listening on "))
+        {
+            break line
+                .trim_start_matches("graphhooks: listening on ")
+                .trim()
+                .to_owned();
+        }
+    };
+    let app = admin(
+        &base,
+        Method::POST,
+        "/admin/apps",
+        Some(json!({"name": "logged", "mode": "live"})),
+    )
+    .await;
+    let id = app.json["id"].as_str().unwrap().to_owned();
+    let secret = app.json["secret"].as_str().unwrap().to_owned();
+    let token = format!("{id}|{secret}");
+    let subscribed = request(
+        Method::POST,
+        &format!("{base}/{id}/subscriptions?access_token={}", token.replace('|', "%7C")),
+        &[],
+        Some((
+            "application/json",
+            json!({"object": "application", "fields": ["group_install"], "callback_url": receiver.url("/l"),
+                   "verify_token": "a-verify-token-to-hide", "include_values": true})
+            .to_string()
+            .into_bytes(),
+        )),
+    )
+    .await;
+    assert_eq!(subscribed.status, StatusCode::OK, "{}", subscribed.text);
+    let rotated = admin(
+        &base,
+        Method::POST,
+        &format!("/admin/apps/{id}/secret"),
+        Some(json!({"grace_period": "1h"})),
+    )
+    .await;
+    let new_secret = rotated.json["secret"].as_str().unwrap().to_owned();
+    admin(&base, Method::POST, "/admin/changes", Some(json!({"changes": [{"object": "application", "id": id, "field": "group_install", "value": {}}]}))).await;
+    receiver.next_post(WAIT).await.expect("attempt 1 (500)");
+    receiver.next_post(WAIT).await.expect("attempt 2");
+    // A bad token and a wrong proof are logged about without their values.
+    request(
+        Method::GET,
+        &format!("{base}/{id}/subscriptions?access_token={id}%7Cwrong-secret-value"),
+        &[],
+        None,
+    )
+    .await;
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    let logs = logs.await.unwrap();
+    assert!(
+        logs.contains("Delivered notification") || logs.contains("Attempt 1"),
+        "the logs are real: {}",
+        &logs[..logs.len().min(2000)]
+    );
+    for (what, value) in [
+        ("admin token", TOKEN),
+        ("app secret", secret.as_str()),
+        ("rotated secret", new_secret.as_str()),
+        ("verify token", "a-verify-token-to-hide"),
+        ("wrong secret", "wrong-secret-value"),
+    ] {
+        assert!(!logs.contains(value), "the {what} appears in the logs");
+    }
+}

@@ -11,6 +11,7 @@
     reason = "tests: a failed unwrap is a failed test"
 )]
 
+mod app_developer;
 mod copy;
 mod delivery;
 mod durability;

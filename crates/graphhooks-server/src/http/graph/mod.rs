@@ -3,7 +3,9 @@
 //! parameters (any encoding, see [`super::params`]) and the token, then calls the edge handler.
 
 mod deliveries;
+mod explain;
 mod sample;
+mod subscribed_apps;
 mod subscriptions;
 
 use axum::extract::{Request, State};
@@ -116,6 +118,8 @@ async fn handle(state: SharedState, request: Request) -> Result<Response, GraphE
         ["subscriptions_sample"] => sample::handle(&state, &request).await,
         ["deliveries"] => deliveries::list(&state, &request).await,
         ["deliveries", id, "redeliver"] => deliveries::redeliver(&state, &request, id).await,
+        ["changes", id, "explain"] => explain::handle(&state, &request, id).await,
+        ["subscribed_apps"] => subscribed_apps::handle(&state, &request).await,
         _ => Err(unknown_path(&path)),
     }
 }
@@ -166,6 +170,10 @@ pub(crate) async fn app_node(
             Caller::App(app) if app.id != *app_id => GraphError::new(
                 GraphCode::Permission,
                 "Permissions error: the access token belongs to another app",
+            ),
+            Caller::Object { .. } => GraphError::new(
+                GraphCode::Permission,
+                "Permissions error: an object token cannot act on an app",
             ),
             _ => GraphError::new(
                 GraphCode::UnknownPath,

@@ -4,6 +4,7 @@
 pub mod apps;
 pub mod changes;
 pub mod deliveries;
+pub mod object_tokens;
 pub mod object_types;
 
 use graphhooks_core::model::validate_app_id;
