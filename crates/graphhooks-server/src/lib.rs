@@ -17,6 +17,7 @@
 pub mod catalog;
 pub mod clock;
 pub mod config;
+pub mod dashboard;
 pub mod delivery;
 pub mod handshake;
 pub mod http;

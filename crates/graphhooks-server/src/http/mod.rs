@@ -77,6 +77,11 @@ pub fn router(state: SharedState) -> Router {
 
     Router::new()
         .route("/healthz", get(healthz))
+        .nest("/dashboard", crate::dashboard::router())
+        .route(
+            "/dashboard",
+            get(|| async { axum::response::Redirect::to("/dashboard/") }),
+        )
         .route("/metrics", get(crate::metrics::render))
         .nest("/admin", admin)
         // Unknown operator paths answer in the operator's error shape, not the Graph one.

@@ -6,7 +6,7 @@ mod deliveries;
 mod explain;
 mod sample;
 mod subscribed_apps;
-mod subscriptions;
+pub mod subscriptions;
 
 use axum::extract::{Request, State};
 use axum::http::Method;

@@ -16,7 +16,7 @@ use crate::state::SharedState;
 /// Longest verify token accepted.
 const VERIFY_TOKEN_MAX: usize = 1024;
 
-pub(super) async fn handle(
+pub(crate) async fn handle(
     state: &SharedState,
     request: &GraphRequest,
 ) -> Result<Response, GraphError> {
@@ -72,16 +72,45 @@ async fn check_object_and_fields(
     }
 }
 
-/// `POST`: creates the subscription or adds fields to it; runs the handshake when the callback
-/// URL or verify token is new. Nothing is stored if the handshake fails.
-async fn create(
+/// What a caller asks of a subscription: the Graph API's parameters, or the dashboard's form.
+#[derive(Debug, Clone, Default)]
+pub struct SubscriptionInput {
+    /// The object type.
+    pub object: String,
+    /// Fields to add (each pinned to `version`).
+    pub fields: Vec<String>,
+    /// The API version new fields are pinned to.
+    pub version: String,
+    /// The callback URL; the existing one when `None`.
+    pub callback_url: Option<String>,
+    /// The verify token; the existing one when `None`.
+    pub verify_token: Option<String>,
+    /// Send values; unchanged (or `false` for a new subscription) when `None`.
+    pub include_values: Option<bool>,
+    /// Present the client certificate; unchanged (or `false`) when `None`.
+    pub include_client_certificate: Option<bool>,
+    /// Add Standard Webhooks headers; unchanged (or `false`) when `None`.
+    pub standard_webhooks: Option<bool>,
+}
+
+/// Creates a subscription or adds fields to it, running the handshake when the callback URL or
+/// verify token is new; nothing is stored if the handshake fails. The one implementation behind
+/// `POST /{app-id}/subscriptions` and the dashboard's "Verify and save".
+pub async fn save_subscription(
     state: &SharedState,
-    request: &GraphRequest,
     app_id: &str,
-) -> Result<Response, GraphError> {
-    let params = &request.params;
-    let object = params.required_text("object")?;
-    let fields = params.list("fields")?.unwrap_or_default();
+    input: SubscriptionInput,
+) -> Result<(), GraphError> {
+    let SubscriptionInput {
+        object,
+        fields,
+        version,
+        callback_url,
+        verify_token,
+        include_values,
+        include_client_certificate,
+        standard_webhooks,
+    } = input;
     check_object_and_fields(state, &object, &fields).await?;
     let existing = state.store.subscription(app_id, &object).await?;
     if existing.is_none() && fields.is_empty() {
@@ -89,7 +118,7 @@ async fn create(
             "The parameter fields is required: name at least one field to subscribe to",
         ));
     }
-    let callback_url = match (params.text("callback_url")?, &existing) {
+    let callback_url = match (callback_url, &existing) {
         (Some(url), _) if !url.trim().is_empty() => url.trim().to_owned(),
         (_, Some(existing)) => existing.callback_url.clone(),
         _ => {
@@ -98,7 +127,7 @@ async fn create(
             ));
         }
     };
-    let verify_token = match (params.text("verify_token")?, &existing) {
+    let verify_token = match (verify_token, &existing) {
         (Some(token), _) if !token.is_empty() => token,
         (_, Some(existing)) => existing.verify_token.clone(),
         _ => {
@@ -112,16 +141,13 @@ async fn create(
             "Param verify_token must be at most {VERIFY_TOKEN_MAX} characters without control characters"
         )));
     }
-    let include_values = params
-        .boolean("include_values")?
+    let include_values = include_values
         .or(existing.as_ref().map(|s| s.include_values))
         .unwrap_or(false);
-    let include_client_certificate = params
-        .boolean("include_client_certificate")?
+    let include_client_certificate = include_client_certificate
         .or(existing.as_ref().map(|s| s.include_client_certificate))
         .unwrap_or(false);
-    let standard_webhooks = params
-        .boolean("standard_webhooks")?
+    let standard_webhooks = standard_webhooks
         .or(existing.as_ref().map(|s| s.standard_webhooks))
         .unwrap_or(false);
     if include_client_certificate && !state.client.has_client_certificate() {
@@ -163,7 +189,7 @@ async fn create(
         .map(|s| s.fields.clone())
         .unwrap_or_default();
     for field in fields {
-        subscribed.insert(field, request.version.clone());
+        subscribed.insert(field, version.clone());
     }
     let subscription = Subscription {
         app_id: app_id.to_owned(),
@@ -187,6 +213,50 @@ async fn create(
         subscription.object_type
     );
     state.store.put_subscription(subscription).await?;
+    Ok(())
+}
+
+/// Removes fields from a subscription, and the subscription when none is left. The one
+/// implementation behind `DELETE /{app-id}/subscriptions?object=&fields=` and the dashboard.
+pub async fn remove_fields(
+    state: &SharedState,
+    app_id: &str,
+    object: &str,
+    fields: &[String],
+) -> Result<(), GraphError> {
+    check_object_and_fields(state, object, fields).await?;
+    let _edit = state.lock_subscriptions(app_id).await;
+    if let Some(mut subscription) = state.store.subscription(app_id, object).await? {
+        for field in fields {
+            subscription.fields.remove(field);
+        }
+        if subscription.fields.is_empty() {
+            remove(state, app_id, object).await?;
+        } else {
+            state.store.put_subscription(subscription).await?;
+        }
+    }
+    Ok(())
+}
+
+/// `POST`: creates the subscription or adds fields to it (see [`save_subscription`]).
+async fn create(
+    state: &SharedState,
+    request: &GraphRequest,
+    app_id: &str,
+) -> Result<Response, GraphError> {
+    let params = &request.params;
+    let input = SubscriptionInput {
+        object: params.required_text("object")?,
+        fields: params.list("fields")?.unwrap_or_default(),
+        version: request.version.clone(),
+        callback_url: params.text("callback_url")?,
+        verify_token: params.text("verify_token")?,
+        include_values: params.boolean("include_values")?,
+        include_client_certificate: params.boolean("include_client_certificate")?,
+        standard_webhooks: params.boolean("standard_webhooks")?,
+    };
+    save_subscription(state, app_id, input).await?;
     Ok(success())
 }
 
@@ -226,18 +296,7 @@ async fn delete(
             Ok(success())
         }
         (Some(object), Some(fields)) => {
-            check_object_and_fields(state, &object, &fields).await?;
-            let _edit = state.lock_subscriptions(app_id).await;
-            if let Some(mut subscription) = state.store.subscription(app_id, &object).await? {
-                for field in &fields {
-                    subscription.fields.remove(field);
-                }
-                if subscription.fields.is_empty() {
-                    remove(state, app_id, &object).await?;
-                } else {
-                    state.store.put_subscription(subscription).await?;
-                }
-            }
+            remove_fields(state, app_id, &object, &fields).await?;
             Ok(success())
         }
     }
