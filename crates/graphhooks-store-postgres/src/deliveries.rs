@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 use graphhooks_core::fanout::PlannedDelivery;
 use graphhooks_core::model::{Attempt, Delivery, DeliveryState};
 use graphhooks_store::{
-    AttemptOutcome, ClaimedDelivery, DeliveryFilter, DeliveryTarget, NewDelivery, NextStep,
-    QueueStats, StoreError, SubscriptionKey,
+    AppStats, AttemptOutcome, ClaimedDelivery, DeliveryFilter, DeliveryTarget, NewDelivery,
+    NextStep, QueueStats, StoreError, SubscriptionKey,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
@@ -702,4 +702,45 @@ pub(crate) async fn resume(
     }
     transaction.commit().await.store()?;
     Ok(resumed)
+}
+
+pub(crate) async fn app_stats(pool: &PgPool, since_ms: i64) -> Result<Vec<AppStats>, StoreError> {
+    let mut stats: std::collections::BTreeMap<String, AppStats> = std::collections::BTreeMap::new();
+    let rows = sqlx::query(
+        "SELECT d.app_id,
+                count(*) FILTER (WHERE a.status BETWEEN 200 AND 299),
+                count(*) FILTER (WHERE a.status IS NULL OR a.status NOT BETWEEN 200 AND 299)
+         FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+         WHERE a.time_ms >= $1 GROUP BY d.app_id",
+    )
+    .bind(since_ms)
+    .fetch_all(pool)
+    .await
+    .store()?;
+    for row in rows {
+        let app_id: String = row.try_get(0).store()?;
+        let ok: i64 = row.try_get(1).store()?;
+        let failed: i64 = row.try_get(2).store()?;
+        let entry = stats.entry(app_id.clone()).or_insert_with(|| AppStats {
+            app_id,
+            ..AppStats::default()
+        });
+        entry.attempts_ok = u64::try_from(ok).unwrap_or(0);
+        entry.attempts_failed = u64::try_from(failed).unwrap_or(0);
+    }
+    let rows = sqlx::query("SELECT app_id, count(*), min(created_time) FROM deliveries WHERE state = 'pending' GROUP BY app_id")
+        .fetch_all(pool)
+        .await
+        .store()?;
+    for row in rows {
+        let app_id: String = row.try_get(0).store()?;
+        let pending: i64 = row.try_get(1).store()?;
+        let entry = stats.entry(app_id.clone()).or_insert_with(|| AppStats {
+            app_id,
+            ..AppStats::default()
+        });
+        entry.pending = u64::try_from(pending).unwrap_or(0);
+        entry.oldest_pending_created = row.try_get(2).store()?;
+    }
+    Ok(stats.into_values().collect())
 }

@@ -37,9 +37,9 @@ use graphhooks_core::model::{
     App, AppMode, Change, Delivery, Grant, NewChange, Role, Secret, Subscription,
 };
 use graphhooks_store::{
-    AttemptOutcome, ChangeRecord, ClaimedDelivery, DeliveryFilter, DeliveryRecord, ExplainFacts,
-    FanoutReport, Heartbeat, Install, NewDelivery, Planner, QueueStats, ReplayReport, Store,
-    StoreError, StoreEvent, StoreResult, SubscriptionKey,
+    AppStats, AttemptOutcome, ChangeRecord, ClaimedDelivery, DeliveryFilter, DeliveryRecord,
+    ExplainFacts, FanoutReport, Heartbeat, Install, NewDelivery, Planner, QueueStats, ReplayReport,
+    Store, StoreError, StoreEvent, StoreResult, SubscriptionKey,
 };
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -316,6 +316,10 @@ impl Store for PostgresStore {
 
     async fn deliveries(&self, filter: DeliveryFilter) -> StoreResult<Vec<Delivery>> {
         deliveries::list(&self.pool, &filter).await
+    }
+
+    async fn app_stats(&self, since_ms: i64) -> StoreResult<Vec<AppStats>> {
+        deliveries::app_stats(&self.pool, since_ms).await
     }
 
     async fn queue_stats(&self) -> StoreResult<QueueStats> {

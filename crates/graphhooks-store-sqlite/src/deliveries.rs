@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use graphhooks_core::fanout::PlannedDelivery;
 use graphhooks_core::model::{Attempt, Delivery, DeliveryState};
 use graphhooks_store::{
-    AttemptOutcome, ClaimedDelivery, DeliveryFilter, DeliveryTarget, NextStep, QueueStats,
-    StoreError, SubscriptionKey,
+    AppStats, AttemptOutcome, ClaimedDelivery, DeliveryFilter, DeliveryTarget, NextStep,
+    QueueStats, StoreError, SubscriptionKey,
 };
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
@@ -598,4 +598,44 @@ pub(crate) fn resume(
         )
         .store()?;
     Ok(resumed as u64)
+}
+
+pub(crate) fn app_stats(c: &Connection, since_ms: i64) -> Result<Vec<AppStats>, StoreError> {
+    let mut stats: std::collections::BTreeMap<String, AppStats> = std::collections::BTreeMap::new();
+    let mut statement = c
+        .prepare_cached(
+            "SELECT d.app_id,
+                    count(*) FILTER (WHERE a.status BETWEEN 200 AND 299),
+                    count(*) FILTER (WHERE a.status IS NULL OR a.status NOT BETWEEN 200 AND 299)
+             FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+             WHERE a.time_ms >= ?1 GROUP BY d.app_id",
+        )
+        .store()?;
+    let mut rows = statement.query([since_ms]).store()?;
+    while let Some(row) = rows.next().store()? {
+        let app_id: String = row.get(0).store()?;
+        let entry = stats.entry(app_id.clone()).or_insert_with(|| AppStats {
+            app_id,
+            ..AppStats::default()
+        });
+        entry.attempts_ok = row.get::<_, i64>(1).store()?.try_into().unwrap_or(0);
+        entry.attempts_failed = row.get::<_, i64>(2).store()?.try_into().unwrap_or(0);
+    }
+    drop(rows);
+    let mut statement = c
+        .prepare_cached(
+            "SELECT app_id, count(*), min(created_time) FROM deliveries WHERE state = 'pending' GROUP BY app_id",
+        )
+        .store()?;
+    let mut rows = statement.query([]).store()?;
+    while let Some(row) = rows.next().store()? {
+        let app_id: String = row.get(0).store()?;
+        let entry = stats.entry(app_id.clone()).or_insert_with(|| AppStats {
+            app_id,
+            ..AppStats::default()
+        });
+        entry.pending = row.get::<_, i64>(1).store()?.try_into().unwrap_or(0);
+        entry.oldest_pending_created = row.get(2).store()?;
+    }
+    Ok(stats.into_values().collect())
 }

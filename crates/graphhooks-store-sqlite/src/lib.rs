@@ -28,9 +28,9 @@ use graphhooks_core::model::{
     App, AppMode, Change, Delivery, Grant, NewChange, Role, Secret, Subscription,
 };
 use graphhooks_store::{
-    AttemptOutcome, ChangeRecord, ClaimedDelivery, DeliveryFilter, DeliveryRecord, ExplainFacts,
-    FanoutReport, Heartbeat, Install, NewDelivery, Planner, QueueStats, ReplayReport, Store,
-    StoreError, StoreResult, SubscriptionKey,
+    AppStats, AttemptOutcome, ChangeRecord, ClaimedDelivery, DeliveryFilter, DeliveryRecord,
+    ExplainFacts, FanoutReport, Heartbeat, Install, NewDelivery, Planner, QueueStats, ReplayReport,
+    Store, StoreError, StoreResult, SubscriptionKey,
 };
 use rusqlite::Connection;
 
@@ -417,6 +417,12 @@ impl Store for SqliteStore {
     async fn deliveries(&self, filter: DeliveryFilter) -> StoreResult<Vec<Delivery>> {
         self.readers
             .read(move |c| deliveries::list(c, &filter))
+            .await
+    }
+
+    async fn app_stats(&self, since_ms: i64) -> StoreResult<Vec<AppStats>> {
+        self.readers
+            .read(move |c| deliveries::app_stats(c, since_ms))
             .await
     }
 

@@ -942,6 +942,25 @@ pub async fn a_failing_subscription_pauses_and_resumes_its_backlog(store: Arc<dy
     );
     let stats = store.queue_stats().await.unwrap();
     assert_eq!((stats.pending, stats.paused), (0, 3));
+    let health = store.app_stats(2_000).await.unwrap();
+    assert_eq!(health.len(), 1);
+    assert_eq!(
+        (
+            health[0].attempts_ok,
+            health[0].attempts_failed,
+            health[0].pending
+        ),
+        (0, 2, 0)
+    );
+    assert!(
+        store
+            .app_stats(10_000)
+            .await
+            .unwrap()
+            .iter()
+            .all(|s| s.attempts_failed == 0),
+        "only attempts since the time asked"
+    );
 
     assert_eq!(
         store

@@ -198,6 +198,8 @@ pub trait Store: Send + Sync + 'static {
     /// Counts for metrics: pending and paused deliveries, and when the oldest pending one was
     /// created.
     async fn queue_stats(&self) -> StoreResult<QueueStats>;
+    /// Per app with any deliveries: attempts since `since_ms` by outcome, and pending work.
+    async fn app_stats(&self, since_ms: i64) -> StoreResult<Vec<AppStats>>;
     /// Pauses the subscription when its callback has been failing since `failing_before_ms` or
     /// earlier; its pending deliveries that are not claimed become `paused`. Returns whether it
     /// paused now (false when it was not failing long enough, or already paused).

@@ -244,3 +244,18 @@ pub struct Install {
     /// The fields the object subscribes the app to.
     pub subscribed_fields: Vec<String>,
 }
+
+/// One app's delivery health.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppStats {
+    /// The app.
+    pub app_id: String,
+    /// Attempts that got a 2xx since the time asked.
+    pub attempts_ok: u64,
+    /// Attempts that failed since the time asked.
+    pub attempts_failed: u64,
+    /// Deliveries waiting.
+    pub pending: u64,
+    /// When the oldest waiting delivery was created (unix seconds).
+    pub oldest_pending_created: Option<i64>,
+}
