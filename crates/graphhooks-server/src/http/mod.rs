@@ -80,7 +80,11 @@ pub fn router(state: SharedState) -> Router {
         .nest("/dashboard", crate::dashboard::router())
         .route(
             "/dashboard",
-            get(|| async { axum::response::Redirect::to("/dashboard/") }),
+            get(|| async { axum::response::Redirect::to("/dashboard/home") }),
+        )
+        .route(
+            "/dashboard/",
+            get(|| async { axum::response::Redirect::to("/dashboard/home") }),
         )
         .route("/metrics", get(crate::metrics::render))
         .nest("/admin", admin)

@@ -13,6 +13,7 @@
 
 mod app_developer;
 mod copy;
+mod dashboard;
 mod delivery;
 mod durability;
 mod graph_api;

@@ -400,6 +400,16 @@ async fn health_is_reported() {
         crate::support::http::request(Method::GET, &format!("{}/metrics", server.base), &[], None)
             .await;
     assert_eq!(response.status, StatusCode::OK);
+    for path in ["/dashboard", "/dashboard/"] {
+        let url = format!("{}{path}", server.base);
+        let response = crate::support::http::request(Method::GET, &url, &[], None).await;
+        assert!(
+            response.status.is_redirection(),
+            "{path}: {}",
+            response.status
+        );
+        assert_eq!(response.headers["location"], "/dashboard/home", "{path}");
+    }
 }
 
 #[tokio::test]

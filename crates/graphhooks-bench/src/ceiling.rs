@@ -1,0 +1,118 @@
+//! The bare ceiling: POSTs/s of a trivial client straight to the receiver, with the client
+//! stack the server delivers with (hyper-util's pooled legacy client over hyper-rustls, ring,
+//! HTTP/1.1, trusting the bench CA) and the server's per-callback concurrency. Every other
+//! throughput is also given as a fraction of this.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use graphhooks_testkit::TestCa;
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::receiver::Receiver;
+
+/// What the ceiling run measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct Ceiling {
+    /// POSTs answered per second.
+    pub(crate) posts_per_s: f64,
+    /// Concurrent requests.
+    pub(crate) concurrency: usize,
+    /// How long it ran.
+    pub(crate) seconds: f64,
+    /// Requests that failed.
+    pub(crate) errors: u64,
+}
+
+/// Runs `concurrency` request loops against `receiver` for `duration`.
+pub(crate) async fn measure(
+    ca: &TestCa,
+    receiver: &Receiver,
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<Ceiling> {
+    let tls = ca.client_config();
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    // As the server's callback client is built.
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(64)
+        .build(https);
+    let url: http::Uri = receiver
+        .url("/bare/0")
+        .parse()
+        .context("the receiver's URL")?;
+    let errors = Arc::new(AtomicU64::new(0));
+    let before = receiver.tally.bare_posts();
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..concurrency.max(1) {
+        let client = client.clone();
+        let url = url.clone();
+        let errors = errors.clone();
+        tasks.spawn(async move {
+            let mut n: u64 = worker as u64;
+            while Instant::now() < deadline {
+                // About the size of an unbatched notification, with its kind of headers.
+                let body = format!(
+                    "{{\"object\":\"user\",\"entry\":[{{\"id\":\"u{n}\",\"uid\":\"u{n}\",\"time\":1764288000,\"changes\":[{{\"field\":\"name\",\"value\":{{\"n\":{n}}}}}]}}]}}"
+                );
+                let request = Request::builder()
+                    .method(Method::POST)
+                    .uri(url.clone())
+                    .header("content-type", "application/json")
+                    .header("user-agent", "graphhooks/bench")
+                    .header(
+                        "x-hub-signature-256",
+                        "sha256=dec6a680679a968e7e0319355b23599cbfc54502c0784668e9618baa0c633756",
+                    )
+                    .header(
+                        "x-hub-signature",
+                        "sha1=fc5983fdf1a4e15c8949b8af05322fede4063d27",
+                    )
+                    .header("x-graphhooks-delivery", n.to_string())
+                    .header("x-graphhooks-attempt", "1")
+                    .body(Full::new(Bytes::from(body)));
+                let Ok(request) = request else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                match client.request(request).await {
+                    Ok(response) => {
+                        if response.into_body().collect().await.is_err() {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                n += 16;
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let seconds = started.elapsed().as_secs_f64();
+    let posts = receiver.tally.bare_posts() - before;
+    Ok(Ceiling {
+        posts_per_s: posts as f64 / seconds,
+        concurrency,
+        seconds,
+        errors: errors.load(Ordering::Relaxed),
+    })
+}
