@@ -98,15 +98,15 @@ CREATE TABLE deliveries (
     attempt_count    integer NOT NULL DEFAULT 0,
     first_attempt_ms bigint
 );
--- The queue: only rows that can be claimed, in the order they are claimed. Claimed and
--- finished rows leave the index, so it stays as small as the backlog.
-CREATE INDEX deliveries_due ON deliveries (due_ms, id) WHERE state = 'pending' AND claimed_by IS NULL;
+-- The queue: only rows that can be claimed (claimed and finished rows leave these indexes, so
+-- they stay as small as the backlog). Claims read one lane (subscription) at a time in due
+-- order, so a lane with a deep backlog costs nothing when it is not asked for; the second index
+-- answers "when is anything due next".
+CREATE INDEX deliveries_lane_due ON deliveries (app_id, object_type, due_ms, id) WHERE state = 'pending' AND claimed_by IS NULL;
 CREATE INDEX deliveries_claimed ON deliveries (claimed_by) WHERE claimed_by IS NOT NULL;
 -- The app's delivery log, newest first, and explain's "which delivery carried change N".
 CREATE INDEX deliveries_by_app ON deliveries (app_id, id);
 CREATE INDEX deliveries_by_change ON deliveries (app_id, object_type, first_change_id);
--- Pause and resume move one subscription's deliveries between states.
-CREATE INDEX deliveries_by_subscription_state ON deliveries (app_id, object_type, state);
 -- Queue metrics: pending and paused deliveries.
 CREATE INDEX deliveries_open ON deliveries (state, created_time) WHERE state IN ('pending', 'paused');
 
@@ -127,12 +127,13 @@ CREATE TABLE nodes (
     heartbeat_at timestamptz NOT NULL
 );
 
--- Which node sends a subscription's deliveries (one at a time: the per-callback limit and
--- per-object order then hold across nodes).
+-- Subscriptions with work (pending or paused deliveries), and which node sends each: one at a
+-- time, so a callback's concurrency limit and per-object order hold across nodes. A row is
+-- added whenever a delivery is stored; node_id is NULL while no node owns the lane.
 CREATE TABLE lanes (
     app_id      text NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
     object_type text NOT NULL,
-    node_id     text NOT NULL,
+    node_id     text,
     PRIMARY KEY (app_id, object_type)
 );
 CREATE INDEX lanes_by_node ON lanes (node_id);

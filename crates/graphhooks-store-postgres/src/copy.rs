@@ -188,6 +188,11 @@ pub(crate) async fn import_deliveries(
             .store()?;
         }
     }
+    let (apps, types): (Vec<&str>, Vec<&str>) = records
+        .iter()
+        .map(|r| (r.delivery.app_id.as_str(), r.delivery.object_type.as_str()))
+        .unzip();
+    crate::deliveries::ensure_lanes(&mut transaction, &apps, &types).await?;
     sqlx::query("SELECT setval('deliveries_id_seq', greatest(1, (SELECT coalesce(max(id), 0) FROM deliveries)))")
         .execute(&mut *transaction)
         .await

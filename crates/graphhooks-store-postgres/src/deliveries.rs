@@ -6,17 +6,14 @@ use std::collections::{HashMap, HashSet};
 use graphhooks_core::fanout::PlannedDelivery;
 use graphhooks_core::model::{Attempt, Delivery, DeliveryState};
 use graphhooks_store::{
-    AppStats, AttemptOutcome, ClaimedDelivery, DeliveryFilter, DeliveryTarget, NewDelivery,
-    NextStep, QueueStats, StoreError, SubscriptionKey,
+    AppStats, AttemptOutcome, ClaimRequest, ClaimedDelivery, DeliveryFilter, DeliveryTarget,
+    NewDelivery, NextStep, QueueStats, StoreError, SubscriptionKey,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
 use crate::error::{SqlResultExt, corrupt};
 use crate::events::CHANNEL;
-
-/// How many of the oldest due deliveries are looked at to find lanes to adopt.
-const LANE_CANDIDATES: i64 = 512;
 
 pub(crate) async fn insert_many(
     connection: &mut PgConnection,
@@ -74,7 +71,26 @@ pub(crate) async fn insert_many(
         sqlx::Error::Database(db) if db.code().as_deref() == Some("23503") => StoreError::NotFound("app"),
         _ => crate::error::map_error(error),
     })?;
+    ensure_lanes(&mut *connection, &app_ids, &object_types).await?;
     Ok(ids)
+}
+
+/// Makes sure the lanes of stored deliveries have their rows (unowned until a node adopts them).
+pub(crate) async fn ensure_lanes(
+    connection: &mut PgConnection,
+    app_ids: &[&str],
+    object_types: &[&str],
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO lanes (app_id, object_type)
+         SELECT DISTINCT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
+    )
+    .bind(app_ids)
+    .bind(object_types)
+    .execute(connection)
+    .await
+    .store()?;
+    Ok(())
 }
 
 pub(crate) async fn insert(
@@ -106,63 +122,82 @@ async fn notify(connection: &mut PgConnection) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn key_text(app_id: &str, object_type: &str) -> String {
-    format!("{app_id}\u{1f}{object_type}")
-}
-
 pub(crate) async fn claim_due(
     pool: &PgPool,
     node: &str,
     now_ms: i64,
-    limit: usize,
-    skip: &[SubscriptionKey],
+    request: &ClaimRequest,
 ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-    let skip: Vec<String> = skip
-        .iter()
-        .map(|k| key_text(&k.app_id, &k.object_type))
-        .collect();
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let mut transaction = pool.begin().await.store()?;
-    // Adopt lanes with due work that no node owns, up to this node's fair share of the lanes in
-    // use, so that the nodes split the subscriptions between them.
+    // Adopt unowned lanes with due work, up to this node's fair share of the lanes in use among
+    // live nodes, so that the nodes split the subscriptions between them.
     sqlx::query(
         "WITH candidates AS (
-           SELECT DISTINCT app_id, object_type FROM (
-             SELECT app_id, object_type FROM deliveries
-             WHERE state = 'pending' AND claimed_by IS NULL AND due_ms <= $2
-             ORDER BY due_ms, id LIMIT $3) oldest
-           WHERE NOT EXISTS (SELECT 1 FROM lanes l WHERE l.app_id = oldest.app_id AND l.object_type = oldest.object_type)),
+           SELECT l.app_id, l.object_type FROM lanes l
+           WHERE l.node_id IS NULL
+             AND NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.app_id = l.app_id
+                             AND s.object_type = l.object_type AND s.status = 'paused')
+             AND EXISTS (SELECT 1 FROM deliveries d WHERE d.app_id = l.app_id AND d.object_type = l.object_type
+                         AND d.state = 'pending' AND d.claimed_by IS NULL AND d.due_ms <= $2)),
          share AS (
-           SELECT greatest(0, ceil(((SELECT count(*) FROM lanes) + (SELECT count(*) FROM candidates))::numeric
+           SELECT greatest(0, ceil(((SELECT count(*) FROM lanes WHERE node_id IS NOT NULL)
+                                     + (SELECT count(*) FROM candidates))::numeric
                                    / greatest(1, (SELECT count(*) FROM nodes)))
-                              - (SELECT count(*) FROM lanes WHERE node_id = $1))::bigint AS room)
-         INSERT INTO lanes (app_id, object_type, node_id)
-         SELECT app_id, object_type, $1 FROM candidates LIMIT (SELECT room FROM share)
-         ON CONFLICT DO NOTHING",
+                              - (SELECT count(*) FROM lanes WHERE node_id = $1))::bigint AS room),
+         chosen AS (SELECT app_id, object_type FROM candidates LIMIT (SELECT room FROM share))
+         UPDATE lanes l SET node_id = $1 FROM chosen c
+         WHERE l.app_id = c.app_id AND l.object_type = c.object_type AND l.node_id IS NULL",
     )
     .bind(node)
     .bind(now_ms)
-    .bind(LANE_CANDIDATES)
     .execute(&mut *transaction)
     .await
     .store()?;
+    let (limit_apps, limit_types, limit_counts): (Vec<&str>, Vec<&str>, Vec<i64>) = request
+        .lanes
+        .iter()
+        .map(|l| {
+            (
+                l.key.app_id.as_str(),
+                l.key.object_type.as_str(),
+                i64::try_from(l.limit).unwrap_or(i64::MAX),
+            )
+        })
+        .fold(
+            (vec![], vec![], vec![]),
+            |(mut a, mut b, mut c), (x, y, z)| {
+                a.push(x);
+                b.push(y);
+                c.push(z);
+                (a, b, c)
+            },
+        );
     let rows = sqlx::query(
-        "WITH due AS (
-           SELECT d.id FROM deliveries d
-           JOIN lanes l ON l.app_id = d.app_id AND l.object_type = d.object_type AND l.node_id = $1
-           WHERE d.state = 'pending' AND d.claimed_by IS NULL AND d.due_ms <= $2
-             AND NOT (d.app_id || chr(31) || d.object_type = ANY($3))
-             AND NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.app_id = d.app_id
-                             AND s.object_type = d.object_type AND s.status = 'paused')
-           ORDER BY d.due_ms, d.id LIMIT $4
-           FOR UPDATE OF d SKIP LOCKED)
-         UPDATE deliveries d SET claimed_by = $1 FROM due WHERE d.id = due.id
+        "WITH owned AS (
+           SELECT l.app_id, l.object_type, coalesce(lim.n, $3) AS n
+           FROM lanes l
+           LEFT JOIN subscriptions s ON s.app_id = l.app_id AND s.object_type = l.object_type
+           LEFT JOIN unnest($4::text[], $5::text[], $6::bigint[]) AS lim(app_id, object_type, n)
+             ON lim.app_id = l.app_id AND lim.object_type = l.object_type
+           WHERE l.node_id = $1 AND (s.status IS NULL OR s.status <> 'paused')),
+         picked AS (
+           SELECT p.id FROM owned o CROSS JOIN LATERAL (
+             SELECT id, due_ms FROM deliveries
+             WHERE app_id = o.app_id AND object_type = o.object_type
+               AND state = 'pending' AND claimed_by IS NULL AND due_ms <= $2
+             ORDER BY due_ms, id LIMIT o.n
+             FOR UPDATE SKIP LOCKED) p
+           ORDER BY p.due_ms, p.id LIMIT $7)
+         UPDATE deliveries d SET claimed_by = $1 FROM picked WHERE d.id = picked.id
          RETURNING d.id, d.app_id, d.object_type, d.body, d.object_ids, d.attempt_count, d.first_attempt_ms, d.test, d.due_ms",
     )
     .bind(node)
     .bind(now_ms)
-    .bind(&skip)
-    .bind(limit)
+    .bind(i64::try_from(request.other_limit).unwrap_or(i64::MAX))
+    .bind(&limit_apps)
+    .bind(&limit_types)
+    .bind(&limit_counts)
+    .bind(i64::try_from(request.total).unwrap_or(i64::MAX))
     .fetch_all(&mut *transaction)
     .await
     .store()?;
@@ -236,7 +271,11 @@ pub(crate) async fn claim_due(
 
 pub(crate) async fn next_due_ms(pool: &PgPool) -> Result<Option<i64>, StoreError> {
     sqlx::query_scalar(
-        "SELECT min(due_ms) FROM deliveries WHERE state = 'pending' AND claimed_by IS NULL",
+        // Each lane's first due entry, through the per-lane index.
+        "SELECT min((SELECT d.due_ms FROM deliveries d
+                     WHERE d.app_id = l.app_id AND d.object_type = l.object_type
+                       AND d.state = 'pending' AND d.claimed_by IS NULL
+                     ORDER BY d.due_ms LIMIT 1)) FROM lanes l",
     )
     .fetch_one(pool)
     .await
@@ -386,7 +425,7 @@ pub(crate) async fn release_claims(pool: &PgPool, node: Option<&str>) -> Result<
     let mut transaction = pool.begin().await.store()?;
     let released = match node {
         Some(node) => {
-            sqlx::query("DELETE FROM lanes WHERE node_id = $1")
+            sqlx::query("UPDATE lanes SET node_id = NULL WHERE node_id = $1")
                 .bind(node)
                 .execute(&mut *transaction)
                 .await
@@ -398,7 +437,7 @@ pub(crate) async fn release_claims(pool: &PgPool, node: Option<&str>) -> Result<
                 .store()?
         }
         None => {
-            sqlx::query("DELETE FROM lanes")
+            sqlx::query("UPDATE lanes SET node_id = NULL")
                 .execute(&mut *transaction)
                 .await
                 .store()?;
@@ -450,9 +489,16 @@ pub(crate) async fn release_lanes(
         .iter()
         .map(|k| (k.app_id.as_str(), k.object_type.as_str()))
         .unzip();
+    // Given back; forgotten altogether when no work is left in it.
     sqlx::query(
-        "DELETE FROM lanes l USING unnest($2::text[], $3::text[]) AS k(app_id, object_type)
-         WHERE l.node_id = $1 AND l.app_id = k.app_id AND l.object_type = k.object_type",
+        "WITH released AS (
+           UPDATE lanes l SET node_id = NULL FROM unnest($2::text[], $3::text[]) AS k(app_id, object_type)
+           WHERE l.node_id = $1 AND l.app_id = k.app_id AND l.object_type = k.object_type
+           RETURNING l.app_id, l.object_type)
+         DELETE FROM lanes l USING released r
+         WHERE l.app_id = r.app_id AND l.object_type = r.object_type
+           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.app_id = r.app_id AND d.object_type = r.object_type
+                           AND d.state IN ('pending', 'paused'))",
     )
     .bind(node)
     .bind(&apps)
@@ -591,6 +637,13 @@ pub(crate) async fn redeliver(pool: &PgPool, id: i64, now_ms: i64) -> Result<(),
     .execute(&mut *transaction)
     .await
     .store()?;
+    let (app_id, object_type): (String, String) =
+        sqlx::query_as("SELECT app_id, object_type FROM deliveries WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *transaction)
+            .await
+            .store()?;
+    ensure_lanes(&mut transaction, &[&app_id], &[&object_type]).await?;
     notify(&mut transaction).await?;
     transaction.commit().await.store()
 }
@@ -697,6 +750,7 @@ pub(crate) async fn resume(
     .await
     .store()?
     .rows_affected();
+    ensure_lanes(&mut transaction, &[app_id], &[object_type]).await?;
     if resumed > 0 {
         notify(&mut transaction).await?;
     }

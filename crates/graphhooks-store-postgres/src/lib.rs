@@ -37,9 +37,9 @@ use graphhooks_core::model::{
     App, AppMode, Change, Delivery, Grant, NewChange, Role, Secret, Subscription,
 };
 use graphhooks_store::{
-    AppStats, AttemptOutcome, ChangeRecord, ClaimedDelivery, DeliveryFilter, DeliveryRecord,
-    ExplainFacts, FanoutReport, Heartbeat, Install, NewDelivery, Planner, QueueStats, ReplayReport,
-    Store, StoreError, StoreEvent, StoreResult, SubscriptionKey,
+    AppStats, AttemptOutcome, ChangeRecord, ClaimRequest, ClaimedDelivery, DeliveryFilter,
+    DeliveryRecord, ExplainFacts, FanoutReport, Heartbeat, Install, NewDelivery, Planner,
+    QueueStats, ReplayReport, Store, StoreError, StoreEvent, StoreResult, SubscriptionKey,
 };
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -292,10 +292,9 @@ impl Store for PostgresStore {
         &self,
         node: &str,
         now_ms: i64,
-        limit: usize,
-        skip: &[SubscriptionKey],
+        request: &ClaimRequest,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
-        deliveries::claim_due(&self.pool, node, now_ms, limit, skip).await
+        deliveries::claim_due(&self.pool, node, now_ms, request).await
     }
 
     async fn next_due_ms(&self) -> StoreResult<Option<i64>> {

@@ -41,7 +41,7 @@ pub(crate) async fn heartbeat(
     .store()?;
     // Claims and lanes of reaped nodes, and of any node no longer registered.
     sqlx::query(
-        "DELETE FROM lanes WHERE node_id = ANY($1) OR node_id NOT IN (SELECT id FROM nodes)",
+        "UPDATE lanes SET node_id = NULL WHERE node_id = ANY($1) OR node_id NOT IN (SELECT id FROM nodes)",
     )
     .bind(&dead)
     .execute(&mut *transaction)

@@ -99,13 +99,14 @@ CREATE TABLE deliveries (
     attempt_count    INTEGER NOT NULL DEFAULT 0,
     first_attempt_ms INTEGER
 );
--- The queue: only rows that can be claimed, in the order they are claimed.
-CREATE INDEX deliveries_due ON deliveries(due_ms, id) WHERE state = 'pending' AND claimed_by IS NULL;
+-- The queue: only rows that can be claimed. Claims read one lane (subscription) at a time, in
+-- due order, so a lane with a deep backlog costs nothing when it is not asked for. "When is
+-- anything due next" is the earliest of each lane's first entry.
+CREATE INDEX deliveries_lane_due ON deliveries(app_id, object_type, due_ms, id) WHERE state = 'pending' AND claimed_by IS NULL;
 CREATE INDEX deliveries_claimed ON deliveries(claimed_by) WHERE claimed_by IS NOT NULL;
 -- The app's delivery log, newest first, and explain's "which delivery carried change N".
 CREATE INDEX deliveries_by_app ON deliveries(app_id, id);
 CREATE INDEX deliveries_by_change ON deliveries(app_id, object_type, first_change_id);
-CREATE INDEX deliveries_by_subscription_state ON deliveries(app_id, object_type, state);
 -- Queue metrics: pending and paused deliveries.
 CREATE INDEX deliveries_open ON deliveries(state, created_time) WHERE state IN ('pending', 'paused');
 
@@ -127,11 +128,13 @@ CREATE TABLE nodes (
     heartbeat_ms INTEGER NOT NULL
 );
 
--- Which node sends a subscription's deliveries.
+-- Subscriptions with work (pending or paused deliveries), and which node sends each: one at a
+-- time, so a callback's concurrency limit and per-object order hold across nodes. A row is
+-- added whenever a delivery is stored; node_id is NULL while no node owns the lane.
 CREATE TABLE lanes (
     app_id      TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
     object_type TEXT NOT NULL,
-    node_id     TEXT NOT NULL,
+    node_id     TEXT,
     PRIMARY KEY (app_id, object_type)
 );
 CREATE INDEX lanes_by_node ON lanes(node_id);

@@ -222,6 +222,7 @@ pub(crate) fn import_deliveries(
                 record.first_attempt_ms,
             ])
             .store()?;
+        crate::deliveries::ensure_lane(c, &d.app_id, &d.object_type)?;
         for a in &d.attempts {
             attempt
                 .execute(params![

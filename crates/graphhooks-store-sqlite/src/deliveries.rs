@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use graphhooks_core::fanout::PlannedDelivery;
 use graphhooks_core::model::{Attempt, Delivery, DeliveryState};
 use graphhooks_store::{
-    AppStats, AttemptOutcome, ClaimedDelivery, DeliveryFilter, DeliveryTarget, NextStep,
-    QueueStats, StoreError, SubscriptionKey,
+    AppStats, AttemptOutcome, ClaimRequest, ClaimedDelivery, DeliveryFilter, DeliveryTarget,
+    NextStep, QueueStats, StoreError, SubscriptionKey,
 };
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
@@ -55,88 +55,139 @@ pub(crate) fn insert(
     Ok(c.last_insert_rowid())
 }
 
-/// How many of the oldest due deliveries are looked at to find lanes to adopt.
-const LANE_CANDIDATES: i64 = 512;
-
-/// The key's text form used to pass skip lists to SQL.
-fn key_text(app_id: &str, object_type: &str) -> String {
-    format!("{app_id}\u{1f}{object_type}")
+/// Makes sure the lane of a stored delivery has its row (unowned until a node adopts it).
+pub(crate) fn ensure_lane(
+    c: &Connection,
+    app_id: &str,
+    object_type: &str,
+) -> Result<(), StoreError> {
+    c.prepare_cached(
+        "INSERT INTO lanes (app_id, object_type) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+    )
+    .store()?
+    .execute(params![app_id, object_type])
+    .store()?;
+    Ok(())
 }
 
 pub(crate) fn claim_due(
     c: &Connection,
     node: &str,
     now_ms: i64,
-    limit: usize,
-    skip: &[SubscriptionKey],
+    request: &ClaimRequest,
 ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-    let skip: Vec<String> = skip
-        .iter()
-        .map(|k| key_text(&k.app_id, &k.object_type))
-        .collect();
-    let skip = serde_json::to_string(&skip).map_err(StoreError::other)?;
-    // Adopt lanes with due work that no node owns, up to this node's fair share of the lanes in
-    // use (the same rule as on shared stores; with one node that is all of them).
+    // Adopt unowned lanes with due work, up to this node's fair share of the lanes in use (the
+    // same rule as on shared stores; with one node that is all of them).
     c.prepare_cached(
         "WITH candidates AS (
-           SELECT DISTINCT app_id, object_type FROM (
-             SELECT app_id, object_type FROM deliveries
-             WHERE state = 'pending' AND claimed_by IS NULL AND due_ms <= ?2
-             ORDER BY due_ms, id LIMIT ?3) oldest
-           WHERE NOT EXISTS (SELECT 1 FROM lanes l WHERE l.app_id = oldest.app_id AND l.object_type = oldest.object_type)),
+           SELECT l.app_id, l.object_type FROM lanes l
+           WHERE l.node_id IS NULL
+             AND NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.app_id = l.app_id
+                             AND s.object_type = l.object_type AND s.status = 'paused')
+             AND EXISTS (SELECT 1 FROM deliveries d WHERE d.app_id = l.app_id AND d.object_type = l.object_type
+                         AND d.state = 'pending' AND d.claimed_by IS NULL AND d.due_ms <= ?2)),
          counts AS (
-           SELECT (SELECT count(*) FROM lanes) + (SELECT count(*) FROM candidates) AS wanted,
+           SELECT (SELECT count(*) FROM lanes WHERE node_id IS NOT NULL) + (SELECT count(*) FROM candidates) AS wanted,
                   max(1, (SELECT count(*) FROM nodes)) AS nodes,
                   (SELECT count(*) FROM lanes WHERE node_id = ?1) AS mine)
-         INSERT INTO lanes (app_id, object_type, node_id)
-         SELECT app_id, object_type, ?1 FROM candidates
-         WHERE true -- SQLite needs a WHERE before an upsert clause on INSERT ... SELECT
-         LIMIT (SELECT max(0, (wanted + nodes - 1) / nodes - mine) FROM counts)
-         ON CONFLICT DO NOTHING",
+         UPDATE lanes SET node_id = ?1
+         WHERE node_id IS NULL AND (app_id, object_type) IN (
+           SELECT app_id, object_type FROM candidates
+           LIMIT (SELECT max(0, (wanted + nodes - 1) / nodes - mine) FROM counts))",
     )
     .store()?
-    .execute(params![node, now_ms, LANE_CANDIDATES])
+    .execute(params![node, now_ms])
     .store()?;
+
+    // This node's lanes that may send, the one with the oldest due work first.
+    let mut lanes: Vec<(i64, i64, SubscriptionKey)> = Vec::new();
+    {
+        let mut owned = c
+            .prepare_cached(
+                "SELECT l.app_id, l.object_type,
+                        (SELECT d.due_ms FROM deliveries d WHERE d.app_id = l.app_id AND d.object_type = l.object_type
+                           AND d.state = 'pending' AND d.claimed_by IS NULL ORDER BY d.due_ms, d.id LIMIT 1),
+                        (SELECT d.id FROM deliveries d WHERE d.app_id = l.app_id AND d.object_type = l.object_type
+                           AND d.state = 'pending' AND d.claimed_by IS NULL ORDER BY d.due_ms, d.id LIMIT 1)
+                 FROM lanes l LEFT JOIN subscriptions s ON s.app_id = l.app_id AND s.object_type = l.object_type
+                 WHERE l.node_id = ?1 AND (s.status IS NULL OR s.status <> 'paused')",
+            )
+            .store()?;
+        let mut rows = owned.query([node]).store()?;
+        while let Some(row) = rows.next().store()? {
+            let due: Option<i64> = row.get(2).store()?;
+            let oldest: Option<i64> = row.get(3).store()?;
+            if let (Some(due), Some(oldest)) = (due.filter(|due| *due <= now_ms), oldest) {
+                lanes.push((
+                    due,
+                    oldest,
+                    SubscriptionKey {
+                        app_id: row.get(0).store()?,
+                        object_type: row.get(1).store()?,
+                    },
+                ));
+            }
+        }
+    }
+    lanes.sort();
+    let limits: HashMap<&SubscriptionKey, usize> =
+        request.lanes.iter().map(|l| (&l.key, l.limit)).collect();
     let mut statement = c
         .prepare_cached(
             "UPDATE deliveries SET claimed_by = ?1
              WHERE id IN (
-               SELECT d.id FROM deliveries d
-               JOIN lanes l ON l.app_id = d.app_id AND l.object_type = d.object_type AND l.node_id = ?1
-               WHERE d.state = 'pending' AND d.claimed_by IS NULL AND d.due_ms <= ?2
-                 AND (d.app_id || char(31) || d.object_type) NOT IN (SELECT value FROM json_each(?3))
-                 AND NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.app_id = d.app_id
-                                 AND s.object_type = d.object_type AND s.status = 'paused')
-               ORDER BY d.due_ms, d.id LIMIT ?4)
+               SELECT id FROM deliveries
+               WHERE app_id = ?2 AND object_type = ?3 AND state = 'pending' AND claimed_by IS NULL AND due_ms <= ?4
+               ORDER BY due_ms, id LIMIT ?5)
              RETURNING id, app_id, object_type, body, object_ids, attempt_count, first_attempt_ms, test, due_ms",
         )
         .store()?;
-    let mut rows = statement
-        .query(params![node, now_ms, skip, limit as i64])
-        .store()?;
+    let mut remaining = request.total;
     let mut claimed = Vec::new();
-    while let Some(row) = rows.next().store()? {
-        let object_ids: String = row.get(4).store()?;
-        let due: i64 = row.get(8).store()?;
-        claimed.push((
-            due,
-            ClaimedDelivery {
-                id: row.get(0).store()?,
-                key: SubscriptionKey {
-                    app_id: row.get(1).store()?,
-                    object_type: row.get(2).store()?,
+    for (_, _, key) in &lanes {
+        let limit = limits
+            .get(key)
+            .copied()
+            .unwrap_or(request.other_limit)
+            .min(remaining);
+        if limit == 0 {
+            continue;
+        }
+        let mut rows = statement
+            .query(params![
+                node,
+                key.app_id,
+                key.object_type,
+                now_ms,
+                limit as i64
+            ])
+            .store()?;
+        while let Some(row) = rows.next().store()? {
+            let object_ids: String = row.get(4).store()?;
+            let due: i64 = row.get(8).store()?;
+            claimed.push((
+                due,
+                ClaimedDelivery {
+                    id: row.get(0).store()?,
+                    key: SubscriptionKey {
+                        app_id: row.get(1).store()?,
+                        object_type: row.get(2).store()?,
+                    },
+                    body: row.get(3).store()?,
+                    object_ids: serde_json::from_str(&object_ids)
+                        .map_err(|e| corrupt("delivery object ids", e))?,
+                    attempts_made: row.get(5).store()?,
+                    first_attempt_ms: row.get(6).store()?,
+                    target: None,
+                    test: row.get(7).store()?,
                 },
-                body: row.get(3).store()?,
-                object_ids: serde_json::from_str(&object_ids)
-                    .map_err(|e| corrupt("delivery object ids", e))?,
-                attempts_made: row.get(5).store()?,
-                first_attempt_ms: row.get(6).store()?,
-                target: None,
-                test: row.get(7).store()?,
-            },
-        ));
+            ));
+            remaining = remaining.saturating_sub(1);
+        }
+        if remaining == 0 {
+            break;
+        }
     }
-    drop(rows);
     claimed.sort_by_key(|(due, delivery)| (*due, delivery.id));
     let mut targets: HashMap<SubscriptionKey, Option<DeliveryTarget>> = HashMap::new();
     let mut lookup = c
@@ -175,7 +226,11 @@ pub(crate) fn claim_due(
 
 pub(crate) fn next_due_ms(c: &Connection) -> Result<Option<i64>, StoreError> {
     c.query_row(
-        "SELECT min(due_ms) FROM deliveries WHERE state = 'pending' AND claimed_by IS NULL",
+        // Each lane's first due entry, through the per-lane index.
+        "SELECT min((SELECT d.due_ms FROM deliveries d
+                     WHERE d.app_id = l.app_id AND d.object_type = l.object_type
+                       AND d.state = 'pending' AND d.claimed_by IS NULL
+                     ORDER BY d.due_ms LIMIT 1)) FROM lanes l",
         [],
         |r| r.get(0),
     )
@@ -280,7 +335,7 @@ enum Clock {
 pub(crate) fn release_claims(c: &Connection, node: Option<&str>) -> Result<u64, StoreError> {
     let released = match node {
         Some(node) => {
-            c.execute("DELETE FROM lanes WHERE node_id = ?1", [node])
+            c.execute("UPDATE lanes SET node_id = NULL WHERE node_id = ?1", [node])
                 .store()?;
             c.execute(
                 "UPDATE deliveries SET claimed_by = NULL WHERE claimed_by = ?1",
@@ -289,7 +344,7 @@ pub(crate) fn release_claims(c: &Connection, node: Option<&str>) -> Result<u64, 
             .store()?
         }
         None => {
-            c.execute("DELETE FROM lanes", []).store()?;
+            c.execute("UPDATE lanes SET node_id = NULL", []).store()?;
             c.execute(
                 "UPDATE deliveries SET claimed_by = NULL WHERE claimed_by IS NOT NULL",
                 [],
@@ -321,12 +376,23 @@ pub(crate) fn release_lanes(
     node: &str,
     keys: &[SubscriptionKey],
 ) -> Result<(), StoreError> {
-    let mut delete = c
-        .prepare_cached("DELETE FROM lanes WHERE node_id = ?1 AND app_id = ?2 AND object_type = ?3")
+    // Given back; forgotten altogether when no work is left in it.
+    let mut release = c
+        .prepare_cached("UPDATE lanes SET node_id = NULL WHERE node_id = ?1 AND app_id = ?2 AND object_type = ?3")
+        .store()?;
+    let mut forget = c
+        .prepare_cached(
+            "DELETE FROM lanes WHERE app_id = ?1 AND object_type = ?2 AND node_id IS NULL
+               AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.app_id = ?1 AND d.object_type = ?2
+                               AND d.state IN ('pending', 'paused'))",
+        )
         .store()?;
     for key in keys {
-        delete
+        release
             .execute(params![node, key.app_id, key.object_type])
+            .store()?;
+        forget
+            .execute(params![key.app_id, key.object_type])
             .store()?;
     }
     Ok(())
@@ -360,7 +426,7 @@ pub(crate) fn heartbeat(
     )
     .store()?;
     c.execute(
-        "DELETE FROM lanes WHERE node_id NOT IN (SELECT id FROM nodes)",
+        "UPDATE lanes SET node_id = NULL WHERE node_id NOT IN (SELECT id FROM nodes)",
         [],
     )
     .store()?;
@@ -503,6 +569,14 @@ pub(crate) fn redeliver(c: &Connection, id: i64, now_ms: i64) -> Result<(), Stor
         params![id, now_ms],
     )
     .store()?;
+    let (app_id, object_type): (String, String) = c
+        .query_row(
+            "SELECT app_id, object_type FROM deliveries WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .store()?;
+    ensure_lane(c, &app_id, &object_type)?;
     Ok(())
 }
 
@@ -597,6 +671,7 @@ pub(crate) fn resume(
             params![app_id, object_type, now_ms],
         )
         .store()?;
+    ensure_lane(c, app_id, object_type)?;
     Ok(resumed as u64)
 }
 

@@ -56,6 +56,7 @@ pub(crate) fn run(
     for delivery in &planned {
         deliveries::insert(c, delivery, false, now_ms)?;
     }
+    ensure_lanes(c, &planned)?;
     c.execute(
         "UPDATE fanout_cursor SET last_change_id = ?1 WHERE id = 1",
         [last],
@@ -284,8 +285,24 @@ pub(crate) fn replay(
             report.changes += delivery.notification.change_ids.len();
             deliveries::insert(c, delivery, false, now_ms)?;
         }
+        ensure_lanes(c, &planned)?;
         report.deliveries += planned.len();
         after = last;
     }
     Ok(report)
+}
+
+/// One lane row per (app, type) among these deliveries.
+fn ensure_lanes(
+    c: &Connection,
+    planned: &[graphhooks_core::fanout::PlannedDelivery],
+) -> Result<(), StoreError> {
+    let keys: BTreeSet<(&str, &str)> = planned
+        .iter()
+        .map(|d| (d.app_id.as_str(), d.object_type.as_str()))
+        .collect();
+    for (app_id, object_type) in keys {
+        deliveries::ensure_lane(c, app_id, object_type)?;
+    }
+    Ok(())
 }

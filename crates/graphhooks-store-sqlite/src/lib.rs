@@ -28,9 +28,9 @@ use graphhooks_core::model::{
     App, AppMode, Change, Delivery, Grant, NewChange, Role, Secret, Subscription,
 };
 use graphhooks_store::{
-    AppStats, AttemptOutcome, ChangeRecord, ClaimedDelivery, DeliveryFilter, DeliveryRecord,
-    ExplainFacts, FanoutReport, Heartbeat, Install, NewDelivery, Planner, QueueStats, ReplayReport,
-    Store, StoreError, StoreResult, SubscriptionKey,
+    AppStats, AttemptOutcome, ChangeRecord, ClaimRequest, ClaimedDelivery, DeliveryFilter,
+    DeliveryRecord, ExplainFacts, FanoutReport, Heartbeat, Install, NewDelivery, Planner,
+    QueueStats, ReplayReport, Store, StoreError, StoreResult, SubscriptionKey,
 };
 use rusqlite::Connection;
 
@@ -126,16 +126,17 @@ impl SqliteStore {
                  PRAGMA synchronous = {synchronous};
                  PRAGMA foreign_keys = ON;
                  PRAGMA busy_timeout = 5000;
-                 PRAGMA cache_size = -65536;
+                 PRAGMA cache_size = -8192;
                  PRAGMA temp_store = MEMORY;"
             ))
             .store()?;
         schema::migrate(&mut connection)?;
         connection.set_prepared_statement_cache_capacity(64);
         let readers = Readers::open(&path, options.readers.max(1))?;
-        let writer = Writer::start(connection).map_err(|error| {
-            StoreError::other(format!("cannot start the SQLite writer: {error}"))
-        })?;
+        let writer =
+            Writer::start(connection, options.durability == Durability::Full).map_err(|error| {
+                StoreError::other(format!("cannot start the SQLite writer: {error}"))
+            })?;
         Ok(SqliteStore {
             writer,
             readers,
@@ -173,7 +174,9 @@ impl Store for SqliteStore {
             .unwrap_or(0);
         let (reaped, released) = self
             .writer
-            .write(move |c| deliveries::heartbeat(c, &node_id, ttl_ms, now, registered_before))
+            .write_relaxed(move |c| {
+                deliveries::heartbeat(c, &node_id, ttl_ms, now, registered_before)
+            })
             .await?;
         if let Ok(mut set) = self.registered.lock() {
             set.insert(node.to_owned());
@@ -184,14 +187,14 @@ impl Store for SqliteStore {
     async fn release_unheld_claims(&self, node: &str, held: &[i64]) -> StoreResult<u64> {
         let (node, held) = (node.to_owned(), held.to_vec());
         self.writer
-            .write(move |c| deliveries::release_unheld(c, &node, &held))
+            .write_relaxed(move |c| deliveries::release_unheld(c, &node, &held))
             .await
     }
 
     async fn release_lanes(&self, node: &str, keys: &[SubscriptionKey]) -> StoreResult<()> {
         let (node, keys) = (node.to_owned(), keys.to_vec());
         self.writer
-            .write(move |c| deliveries::release_lanes(c, &node, &keys))
+            .write_relaxed(move |c| deliveries::release_lanes(c, &node, &keys))
             .await
     }
 
@@ -358,7 +361,7 @@ impl Store for SqliteStore {
         planner: Planner,
     ) -> StoreResult<FanoutReport> {
         self.writer
-            .write(move |c| fanout::run(c, limit, now_ms, &planner))
+            .write_relaxed(move |c| fanout::run(c, limit, now_ms, &planner))
             .await
     }
 
@@ -375,7 +378,15 @@ impl Store for SqliteStore {
 
     async fn insert_delivery(&self, delivery: NewDelivery, now_ms: i64) -> StoreResult<i64> {
         self.writer
-            .write(move |c| deliveries::insert(c, &delivery.planned, delivery.test, now_ms))
+            .write(move |c| {
+                let id = deliveries::insert(c, &delivery.planned, delivery.test, now_ms)?;
+                deliveries::ensure_lane(
+                    c,
+                    &delivery.planned.app_id,
+                    &delivery.planned.object_type,
+                )?;
+                Ok(id)
+            })
             .await
     }
 
@@ -383,13 +394,11 @@ impl Store for SqliteStore {
         &self,
         node: &str,
         now_ms: i64,
-        limit: usize,
-        skip: &[SubscriptionKey],
+        request: &ClaimRequest,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
-        let node = node.to_owned();
-        let skip = skip.to_vec();
+        let (node, request) = (node.to_owned(), request.clone());
         self.writer
-            .write(move |c| deliveries::claim_due(c, &node, now_ms, limit, &skip))
+            .write_relaxed(move |c| deliveries::claim_due(c, &node, now_ms, &request))
             .await
     }
 
@@ -399,14 +408,14 @@ impl Store for SqliteStore {
 
     async fn record_outcomes(&self, outcomes: Vec<AttemptOutcome>) -> StoreResult<()> {
         self.writer
-            .write(move |c| deliveries::record(c, &outcomes))
+            .write_relaxed(move |c| deliveries::record(c, &outcomes))
             .await
     }
 
     async fn release_claims(&self, node: Option<&str>) -> StoreResult<u64> {
         let node = node.map(str::to_owned);
         self.writer
-            .write(move |c| deliveries::release_claims(c, node.as_deref()))
+            .write_relaxed(move |c| deliveries::release_claims(c, node.as_deref()))
             .await
     }
 
@@ -437,7 +446,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<bool> {
         let key = key.clone();
         self.writer
-            .write(move |c| deliveries::pause_if_failing(c, &key, failing_before_ms))
+            .write_relaxed(move |c| deliveries::pause_if_failing(c, &key, failing_before_ms))
             .await
     }
 

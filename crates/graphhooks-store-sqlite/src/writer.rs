@@ -4,6 +4,12 @@
 //! write is a job sent to this thread. The thread takes whatever jobs are waiting (up to
 //! [`MAX_GROUP`]), runs each inside its own savepoint (a failing job rolls back alone), commits
 //! once, and only then answers the callers. Many concurrent ingests thus share one fsync.
+//!
+//! Jobs say whether they need an fsync before their caller hears "done". Accepted changes and
+//! API writes do (`synchronous = FULL` for their group). Claims, attempt outcomes and fan-out
+//! rounds do not (`NORMAL`: in WAL mode that survives a process crash, and after a power loss
+//! the work is redone from the durable changes or sent again, which at-least-once allows); they
+//! are most of the writes under load, so most commits skip the fsync.
 
 use std::sync::mpsc;
 use std::thread;
@@ -32,7 +38,13 @@ const MAX_GROUP: usize = 256;
 /// Called after the commit with its result.
 type Finish = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
 /// Runs inside the transaction; says whether it succeeded and how to answer afterwards.
-type Job = Box<dyn FnOnce(&Connection) -> (bool, Finish) + Send>;
+type Work = Box<dyn FnOnce(&Connection) -> (bool, Finish) + Send>;
+
+/// A job and whether its commit must be fsynced before it is answered.
+struct Job {
+    durable: bool,
+    work: Work,
+}
 
 /// Handle to the writer thread. Dropping every handle stops the thread after its last commit.
 #[derive(Clone)]
@@ -42,22 +54,42 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Starts the writer thread on `connection`.
-    pub(crate) fn start(connection: Connection) -> std::io::Result<Writer> {
+    /// Starts the writer thread on `connection`; `always_fsync` false means never fsync
+    /// commits at all (the `Normal` durability option).
+    pub(crate) fn start(connection: Connection, always_fsync: bool) -> std::io::Result<Writer> {
         let (jobs, receiver) = mpsc::channel::<Job>();
         thread::Builder::new()
             .name("graphhooks-sqlite-writer".into())
-            .spawn(move || run(connection, receiver))?;
+            .spawn(move || run(connection, receiver, always_fsync))?;
         Ok(Writer { jobs })
     }
 
-    /// Runs `work` in the next group commit and returns its result once committed.
+    /// Runs `work` in the next group commit and returns its result once committed and fsynced.
     pub(crate) async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.submit(true, work).await
+    }
+
+    /// Runs `work` in the next group commit and returns its result once committed, without
+    /// waiting for an fsync of its own (see the module docs for which writes may).
+    pub(crate) async fn write_relaxed<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit(false, work).await
+    }
+
+    async fn submit<T, F>(&self, durable: bool, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |connection| {
+        let work: Work = Box::new(move |connection| {
             let result = work(connection);
             let ok = result.is_ok();
             let finish: Finish = Box::new(move |commit| {
@@ -74,7 +106,7 @@ impl Writer {
             (ok, finish)
         });
         self.jobs
-            .send(job)
+            .send(Job { durable, work })
             .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
         answer.await.map_err(|_| {
             StoreError::Unavailable("the SQLite write was not carried out (see the log)".into())
@@ -82,7 +114,9 @@ impl Writer {
     }
 }
 
-fn run(connection: Connection, receiver: mpsc::Receiver<Job>) {
+fn run(connection: Connection, receiver: mpsc::Receiver<Job>, always_fsync: bool) {
+    // The synchronous mode the connection is in now; switched only when a group needs another.
+    let mut fsyncing: Option<bool> = None;
     while let Ok(first) = receiver.recv() {
         let mut group = Vec::with_capacity(16);
         group.push(first);
@@ -92,12 +126,23 @@ fn run(connection: Connection, receiver: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        let fsync = always_fsync && group.iter().any(|job| job.durable);
+        if fsyncing != Some(fsync) {
+            let mode = if fsync { "FULL" } else { "NORMAL" };
+            match connection.execute_batch(&format!("PRAGMA synchronous = {mode}")) {
+                Ok(()) => fsyncing = Some(fsync),
+                Err(error) => {
+                    tracing::warn!(error = %error_chain(&map_error(error)), "Could not set SQLite's synchronous mode");
+                    fsyncing = None;
+                }
+            }
+        }
         commit_group(&connection, group);
     }
 }
 
 fn commit_group(connection: &Connection, group: Vec<Job>) {
-    if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(error) = run_cached(connection, "BEGIN IMMEDIATE") {
         let error = map_error(error);
         tracing::warn!(error = %error_chain(&error), "Could not start a SQLite write transaction; the writes are refused");
         // Nothing ran: dropping the jobs closes their reply channels, so each caller gets
@@ -109,23 +154,25 @@ fn commit_group(connection: &Connection, group: Vec<Job>) {
     for job in group {
         // Without its savepoint a failing job could not be undone alone: refuse it instead
         // (dropping it answers its caller with `Unavailable`).
-        if let Err(error) = connection.execute_batch("SAVEPOINT job") {
+        if let Err(error) = run_cached(connection, "SAVEPOINT job") {
+            let job = job.work;
             tracing::warn!(error = %error_chain(&map_error(error)), "Could not open a SQLite savepoint; the write is refused");
             drop(job);
             continue;
         }
-        let (ok, finish) = job(connection);
+        let (ok, finish) = (job.work)(connection);
         let end = if ok {
-            "RELEASE job"
+            run_cached(connection, "RELEASE job")
         } else {
-            "ROLLBACK TO job; RELEASE job"
+            run_cached(connection, "ROLLBACK TO job")
+                .and_then(|()| run_cached(connection, "RELEASE job"))
         };
-        if let Err(error) = connection.execute_batch(end) {
+        if let Err(error) = end {
             tracing::warn!(error = %error_chain(&map_error(error)), "Could not close a SQLite savepoint");
         }
         finishes.push(finish);
     }
-    match connection.execute_batch("COMMIT") {
+    match run_cached(connection, "COMMIT") {
         Ok(()) => finishes.into_iter().for_each(|finish| finish(Ok(()))),
         Err(error) => {
             let error = map_error(error);
@@ -136,4 +183,10 @@ fn commit_group(connection: &Connection, group: Vec<Job>) {
             finishes.into_iter().for_each(|finish| finish(Err(&error)));
         }
     }
+}
+
+/// Runs a statement without parameters through the statement cache (these run several times
+/// per commit group; parsing them each time showed in profiles).
+fn run_cached(connection: &Connection, sql: &str) -> rusqlite::Result<()> {
+    connection.prepare_cached(sql)?.execute([]).map(|_| ())
 }

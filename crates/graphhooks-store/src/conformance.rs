@@ -20,8 +20,8 @@ use graphhooks_core::wire::{BatchLimits, BuiltNotification};
 use serde_json::json;
 
 use crate::{
-    AttemptOutcome, DeliveryFilter, NewDelivery, NextStep, Planner, Store, StoreError,
-    SubscriptionKey,
+    AttemptOutcome, ClaimRequest, DeliveryFilter, LaneClaim, NewDelivery, NextStep, Planner, Store,
+    StoreError, SubscriptionKey,
 };
 
 /// A fresh, empty store and whatever must live as long as it (a temporary directory, a
@@ -48,7 +48,7 @@ macro_rules! store_conformance {
             fan_out_creates_each_delivery_once,
             fan_out_applies_grants_permissions_and_modes,
             claims_are_exclusive_and_outcomes_are_recorded,
-            claims_skip_the_named_subscriptions,
+            a_lane_asked_for_nothing_is_not_claimed,
             retries_become_due_at_their_time,
             released_claims_are_claimable_again,
             deliveries_filter_and_paginate,
@@ -570,10 +570,17 @@ pub async fn claims_are_exclusive_and_outcomes_are_recorded(store: Arc<dyn Store
         .await
         .unwrap();
     assert!(
-        store.claim_due("a", 999, 10, &[]).await.unwrap().is_empty(),
+        store
+            .claim_due("a", 999, &ClaimRequest::any(10))
+            .await
+            .unwrap()
+            .is_empty(),
         "not due yet"
     );
-    let claimed = store.claim_due("a", 1_000, 10, &[]).await.unwrap();
+    let claimed = store
+        .claim_due("a", 1_000, &ClaimRequest::any(10))
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].id, id);
     assert_eq!(claimed[0].attempts_made, 0);
@@ -583,7 +590,7 @@ pub async fn claims_are_exclusive_and_outcomes_are_recorded(store: Arc<dyn Store
     assert_eq!(target.secret, SECRET);
     assert!(
         store
-            .claim_due("b", 2_000, 10, &[])
+            .claim_due("b", 2_000, &ClaimRequest::any(10))
             .await
             .unwrap()
             .is_empty(),
@@ -605,7 +612,7 @@ pub async fn claims_are_exclusive_and_outcomes_are_recorded(store: Arc<dyn Store
     assert_eq!(delivery.attempts, vec![attempt(1, 1_500, Some(200))]);
     assert!(
         store
-            .claim_due("a", 5_000, 10, &[])
+            .claim_due("a", 5_000, &ClaimRequest::any(10))
             .await
             .unwrap()
             .is_empty()
@@ -613,7 +620,7 @@ pub async fn claims_are_exclusive_and_outcomes_are_recorded(store: Arc<dyn Store
 }
 
 /// Claims skip the subscriptions named in `skip`.
-pub async fn claims_skip_the_named_subscriptions(store: Arc<dyn Store>) {
+pub async fn a_lane_asked_for_nothing_is_not_claimed(store: Arc<dyn Store>) {
     basic(&*store).await;
     store
         .put_subscription(subscription("1", "page", &["feed"]))
@@ -628,7 +635,18 @@ pub async fn claims_skip_the_named_subscriptions(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let claimed = store
-        .claim_due("a", 1_000, 10, &[key("1", "user")])
+        .claim_due(
+            "a",
+            1_000,
+            &ClaimRequest {
+                lanes: vec![LaneClaim {
+                    key: key("1", "user"),
+                    limit: 0,
+                }],
+                other_limit: 10,
+                total: 10,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(claimed.iter().map(|c| c.id).collect::<Vec<_>>(), vec![page]);
@@ -642,7 +660,10 @@ pub async fn retries_become_due_at_their_time(store: Arc<dyn Store>) {
         .insert_delivery(planned("1", "user", "u1"), 1_000)
         .await
         .unwrap();
-    store.claim_due("a", 1_000, 10, &[]).await.unwrap();
+    store
+        .claim_due("a", 1_000, &ClaimRequest::any(10))
+        .await
+        .unwrap();
     store
         .record_outcomes(vec![AttemptOutcome {
             delivery_id: id,
@@ -655,12 +676,15 @@ pub async fn retries_become_due_at_their_time(store: Arc<dyn Store>) {
     assert_eq!(store.next_due_ms().await.unwrap(), Some(3_000));
     assert!(
         store
-            .claim_due("a", 2_999, 10, &[])
+            .claim_due("a", 2_999, &ClaimRequest::any(10))
             .await
             .unwrap()
             .is_empty()
     );
-    let claimed = store.claim_due("a", 3_000, 10, &[]).await.unwrap();
+    let claimed = store
+        .claim_due("a", 3_000, &ClaimRequest::any(10))
+        .await
+        .unwrap();
     assert_eq!(claimed[0].attempts_made, 1);
     assert_eq!(claimed[0].first_attempt_ms, Some(1_000));
     store
@@ -692,19 +716,40 @@ pub async fn released_claims_are_claimable_again(store: Arc<dyn Store>) {
         .insert_delivery(planned("1", "user", "u2"), 1_000)
         .await
         .unwrap();
-    assert_eq!(store.claim_due("a", 1_000, 1, &[]).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .claim_due("a", 1_000, &ClaimRequest::any(1))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     assert!(
         store
-            .claim_due("b", 1_000, 1, &[])
+            .claim_due("b", 1_000, &ClaimRequest::any(1))
             .await
             .unwrap()
             .is_empty(),
         "the lane is a's"
     );
     assert_eq!(store.release_claims(Some("a")).await.unwrap(), 1);
-    assert_eq!(store.claim_due("c", 1_000, 10, &[]).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .claim_due("c", 1_000, &ClaimRequest::any(10))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     assert_eq!(store.release_claims(None).await.unwrap(), 2);
-    assert_eq!(store.claim_due("d", 1_000, 10, &[]).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .claim_due("d", 1_000, &ClaimRequest::any(10))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 /// A subscription's deliveries go to one node at a time (its lane); lanes given back can be
@@ -727,20 +772,29 @@ pub async fn a_subscription_is_sent_by_one_node_at_a_time(store: Arc<dyn Store>)
         .insert_delivery(planned("1", "page", "p1"), 1_000)
         .await
         .unwrap();
-    let first = store.claim_due("a", 1_000, 1, &[]).await.unwrap();
+    let first = store
+        .claim_due("a", 1_000, &ClaimRequest::any(1))
+        .await
+        .unwrap();
     assert_eq!(first.iter().map(|c| c.id).collect::<Vec<_>>(), vec![user]);
     assert!(
         store
-            .claim_due("b", 1_000, 10, &[])
+            .claim_due("b", 1_000, &ClaimRequest::any(10))
             .await
             .unwrap()
             .is_empty(),
         "both lanes are a's"
     );
     store.release_lanes("a", &[key("1", "page")]).await.unwrap();
-    let taken = store.claim_due("b", 1_000, 10, &[]).await.unwrap();
+    let taken = store
+        .claim_due("b", 1_000, &ClaimRequest::any(10))
+        .await
+        .unwrap();
     assert_eq!(taken.iter().map(|c| c.id).collect::<Vec<_>>(), vec![page]);
-    let rest = store.claim_due("a", 1_000, 10, &[]).await.unwrap();
+    let rest = store
+        .claim_due("a", 1_000, &ClaimRequest::any(10))
+        .await
+        .unwrap();
     assert_eq!(
         rest.iter().map(|c| c.id).collect::<Vec<_>>(),
         vec![user_later]
@@ -761,7 +815,14 @@ pub async fn heartbeats_reap_silent_nodes(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert!(!first.reaped, "a first heartbeat is not a reaping");
-    assert_eq!(store.claim_due("a", 1_000, 10, &[]).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .claim_due("a", 1_000, &ClaimRequest::any(10))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(
         store
             .heartbeat("b", Duration::from_secs(3600))
@@ -779,7 +840,11 @@ pub async fn heartbeats_reap_silent_nodes(store: Arc<dyn Store>) {
     assert_eq!(beat.released, 1, "a's claim is released");
     assert!(!beat.reaped);
     assert_eq!(
-        store.claim_due("b", 1_000, 10, &[]).await.unwrap().len(),
+        store
+            .claim_due("b", 1_000, &ClaimRequest::any(10))
+            .await
+            .unwrap()
+            .len(),
         1,
         "and its lane"
     );
@@ -818,17 +883,29 @@ pub async fn live_nodes_share_the_lanes(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(
-        store.claim_due("a", 1_000, 10, &[]).await.unwrap().len(),
+        store
+            .claim_due("a", 1_000, &ClaimRequest::any(10))
+            .await
+            .unwrap()
+            .len(),
         2,
         "half of four lanes"
     );
     assert_eq!(
-        store.claim_due("a", 1_000, 10, &[]).await.unwrap().len(),
+        store
+            .claim_due("a", 1_000, &ClaimRequest::any(10))
+            .await
+            .unwrap()
+            .len(),
         0,
         "no more than its share"
     );
     assert_eq!(
-        store.claim_due("b", 1_000, 10, &[]).await.unwrap().len(),
+        store
+            .claim_due("b", 1_000, &ClaimRequest::any(10))
+            .await
+            .unwrap()
+            .len(),
         2,
         "the other half"
     );
@@ -845,9 +922,19 @@ pub async fn claims_a_node_no_longer_holds_are_released(store: Arc<dyn Store>) {
         .insert_delivery(planned("1", "user", "u2"), 1_000)
         .await
         .unwrap();
-    assert_eq!(store.claim_due("a", 1_000, 10, &[]).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .claim_due("a", 1_000, &ClaimRequest::any(10))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     assert_eq!(store.release_unheld_claims("a", &[first]).await.unwrap(), 1);
-    let again = store.claim_due("a", 1_000, 10, &[]).await.unwrap();
+    let again = store
+        .claim_due("a", 1_000, &ClaimRequest::any(10))
+        .await
+        .unwrap();
     assert_eq!(again.iter().map(|c| c.id).collect::<Vec<_>>(), vec![second]);
     assert_eq!(
         store
@@ -880,7 +967,10 @@ pub async fn a_failing_subscription_pauses_and_resumes_its_backlog(store: Arc<dy
         (stats.pending, stats.paused, stats.oldest_pending_created),
         (3, 0, Some(1))
     );
-    let claimed = store.claim_due("a", 1_000, 1, &[]).await.unwrap();
+    let claimed = store
+        .claim_due("a", 1_000, &ClaimRequest::any(1))
+        .await
+        .unwrap();
     assert_eq!(claimed[0].id, first);
     store
         .record_outcomes(vec![AttemptOutcome {
@@ -899,7 +989,10 @@ pub async fn a_failing_subscription_pauses_and_resumes_its_backlog(store: Arc<dy
         "not failing long enough"
     );
     // Claim the second before pausing: a claimed delivery finishes its attempt.
-    let claimed = store.claim_due("a", 1_000, 1, &[]).await.unwrap();
+    let claimed = store
+        .claim_due("a", 1_000, &ClaimRequest::any(1))
+        .await
+        .unwrap();
     assert_eq!(claimed[0].id, second);
     assert!(
         store
@@ -934,7 +1027,7 @@ pub async fn a_failing_subscription_pauses_and_resumes_its_backlog(store: Arc<dy
     }
     assert!(
         store
-            .claim_due("a", 10_000, 10, &[])
+            .claim_due("a", 10_000, &ClaimRequest::any(10))
             .await
             .unwrap()
             .is_empty(),
@@ -974,7 +1067,10 @@ pub async fn a_failing_subscription_pauses_and_resumes_its_backlog(store: Arc<dy
         (sub.status, sub.failing_since),
         (SubscriptionStatus::Active, None)
     );
-    let backlog = store.claim_due("a", 20_000, 10, &[]).await.unwrap();
+    let backlog = store
+        .claim_due("a", 20_000, &ClaimRequest::any(10))
+        .await
+        .unwrap();
     assert_eq!(
         backlog.iter().map(|c| c.id).collect::<Vec<_>>(),
         vec![first, second, third],
@@ -1048,7 +1144,11 @@ pub async fn replay_rebuilds_one_apps_notifications_of_a_window(store: Arc<dyn S
         .collect();
     assert_eq!(fields, vec!["email", "name"]);
     assert_eq!(
-        store.claim_due("a", 5_000, 10, &[]).await.unwrap().len(),
+        store
+            .claim_due("a", 5_000, &ClaimRequest::any(10))
+            .await
+            .unwrap()
+            .len(),
         1,
         "due at once"
     );
@@ -1142,7 +1242,14 @@ pub async fn outcomes_of_deleted_deliveries_do_not_block_others(store: Arc<dyn S
         .insert_delivery(planned("2", "user", "u1"), 1_000)
         .await
         .unwrap();
-    assert_eq!(store.claim_due("a", 1_000, 10, &[]).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .claim_due("a", 1_000, &ClaimRequest::any(10))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     store.delete_app("1").await.unwrap();
     let delivered = |id, app: &str| AttemptOutcome {
         delivery_id: id,
@@ -1249,7 +1356,10 @@ pub async fn redelivery_makes_a_delivery_due_again(store: Arc<dyn Store>) {
         .insert_delivery(planned("1", "user", "u1"), 1_000)
         .await
         .unwrap();
-    store.claim_due("a", 1_000, 10, &[]).await.unwrap();
+    store
+        .claim_due("a", 1_000, &ClaimRequest::any(10))
+        .await
+        .unwrap();
     store
         .record_outcomes(vec![AttemptOutcome {
             delivery_id: id,
@@ -1263,7 +1373,10 @@ pub async fn redelivery_makes_a_delivery_due_again(store: Arc<dyn Store>) {
     let delivery = store.delivery(id).await.unwrap().unwrap();
     assert_eq!(delivery.state, DeliveryState::Pending);
     assert_eq!(delivery.attempts.len(), 1);
-    let claimed = store.claim_due("a", 7_000, 10, &[]).await.unwrap();
+    let claimed = store
+        .claim_due("a", 7_000, &ClaimRequest::any(10))
+        .await
+        .unwrap();
     assert_eq!(claimed[0].id, id);
     assert_eq!(claimed[0].attempts_made, 1);
     assert!(matches!(
@@ -1327,7 +1440,10 @@ pub async fn the_failing_since_clock_follows_outcomes(store: Arc<dyn Store>) {
         .insert_delivery(planned("1", "user", "u2"), 1_000)
         .await
         .unwrap();
-    store.claim_due("a", 1_000, 10, &[]).await.unwrap();
+    store
+        .claim_due("a", 1_000, &ClaimRequest::any(10))
+        .await
+        .unwrap();
     let failure = |id, time| AttemptOutcome {
         delivery_id: id,
         key: key("1", "user"),
@@ -1344,7 +1460,10 @@ pub async fn the_failing_since_clock_follows_outcomes(store: Arc<dyn Store>) {
         .unwrap();
     let sub = store.subscription("1", "user").await.unwrap().unwrap();
     assert_eq!(sub.failing_since, Some(2_000));
-    store.claim_due("a", 20_000, 10, &[]).await.unwrap();
+    store
+        .claim_due("a", 20_000, &ClaimRequest::any(10))
+        .await
+        .unwrap();
     store
         .record_outcomes(vec![AttemptOutcome {
             delivery_id: first,
@@ -1373,7 +1492,10 @@ pub async fn the_failing_since_clock_follows_outcomes(store: Arc<dyn Store>) {
         .insert_delivery(planned("1", "user", "u4"), 30_000)
         .await
         .unwrap();
-    store.claim_due("a", 50_000, 10, &[]).await.unwrap();
+    store
+        .claim_due("a", 50_000, &ClaimRequest::any(10))
+        .await
+        .unwrap();
     store
         .record_outcomes(vec![
             failure(second, 50_000),
@@ -1399,7 +1521,10 @@ pub async fn deleting_an_app_removes_what_belongs_to_it(store: Arc<dyn Store>) {
         .insert_delivery(planned("1", "user", "u1"), 1_000)
         .await
         .unwrap();
-    store.claim_due("a", 1_000, 10, &[]).await.unwrap();
+    store
+        .claim_due("a", 1_000, &ClaimRequest::any(10))
+        .await
+        .unwrap();
     store
         .record_outcomes(vec![AttemptOutcome {
             delivery_id: id,
@@ -1433,14 +1558,20 @@ pub async fn claims_see_the_current_target(store: Arc<dyn Store>) {
         .rotate_secret("1", Secret::from_stored("e".repeat(64)), 10_000)
         .await
         .unwrap();
-    let claimed = store.claim_due("a", 1_000, 10, &[]).await.unwrap();
+    let claimed = store
+        .claim_due("a", 1_000, &ClaimRequest::any(10))
+        .await
+        .unwrap();
     let target = claimed[0].target.as_ref().unwrap();
     assert_eq!(target.callback_url, "https://example.com/moved");
     assert!(target.standard_webhooks);
     assert_eq!(target.secret, "e".repeat(64));
     assert_eq!(target.previous_secret.as_deref(), Some(SECRET));
     store.release_claims(None).await.unwrap();
-    let claimed = store.claim_due("a", 20_000, 10, &[]).await.unwrap();
+    let claimed = store
+        .claim_due("a", 20_000, &ClaimRequest::any(10))
+        .await
+        .unwrap();
     assert_eq!(
         claimed[0].target.as_ref().unwrap().previous_secret,
         None,
@@ -1448,6 +1579,9 @@ pub async fn claims_see_the_current_target(store: Arc<dyn Store>) {
     );
     store.release_claims(None).await.unwrap();
     store.delete_subscription("1", "user").await.unwrap();
-    let claimed = store.claim_due("a", 20_000, 10, &[]).await.unwrap();
+    let claimed = store
+        .claim_due("a", 20_000, &ClaimRequest::any(10))
+        .await
+        .unwrap();
     assert!(claimed[0].target.is_none());
 }

@@ -175,14 +175,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores one delivery outside fan-out (test notifications, replays); returns its id.
     async fn insert_delivery(&self, delivery: NewDelivery, now_ms: i64) -> StoreResult<i64>;
-    /// Claims up to `limit` due deliveries for `node`, oldest due first, skipping the
-    /// subscriptions in `skip` (callbacks that have no room). Commits before returning.
+    /// Claims due deliveries for `node`, lane by lane: first adopts unowned lanes that have
+    /// due work (up to the node's fair share of the lanes in use among live nodes), then takes
+    /// from each lane it owns up to that lane's limit in `request` (or `request.other_limit`),
+    /// oldest due first, at most `request.total` in all. Paused subscriptions are skipped.
+    /// Commits before returning. Each lane is read through its own index range, so a lane with
+    /// a deep backlog costs nothing when it is not asked for.
     async fn claim_due(
         &self,
         node: &str,
         now_ms: i64,
-        limit: usize,
-        skip: &[SubscriptionKey],
+        request: &ClaimRequest,
     ) -> StoreResult<Vec<ClaimedDelivery>>;
     /// When the earliest pending, unclaimed delivery is due (unix ms), if any.
     async fn next_due_ms(&self) -> StoreResult<Option<i64>>;

@@ -39,6 +39,37 @@ pub struct NewDelivery {
     pub test: bool,
 }
 
+/// How much a node wants of each lane in one claim.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClaimRequest {
+    /// Limits for the lanes named (0 = take nothing from that lane now).
+    pub lanes: Vec<LaneClaim>,
+    /// The limit for every other lane the node owns (including lanes adopted by this claim).
+    pub other_limit: usize,
+    /// The most deliveries this claim may return in all.
+    pub total: usize,
+}
+
+impl ClaimRequest {
+    /// Up to `limit` in all, from any of the node's lanes.
+    pub fn any(limit: usize) -> Self {
+        ClaimRequest {
+            lanes: Vec::new(),
+            other_limit: limit,
+            total: limit,
+        }
+    }
+}
+
+/// One lane's limit in a claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaneClaim {
+    /// The lane (subscription).
+    pub key: SubscriptionKey,
+    /// Most deliveries to take from it.
+    pub limit: usize,
+}
+
 /// Where and how a claimed delivery is sent, as of the claim. `Debug` leaves the secrets out.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DeliveryTarget {

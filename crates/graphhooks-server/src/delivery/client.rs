@@ -218,9 +218,11 @@ impl CallbackClient {
                 .https_or_http()
                 .enable_http1()
                 .wrap_connector(http);
+            // Keep as many idle connections per host as attempts may run at once: many apps'
+            // callbacks often share one host, and reopening TLS connections costs far more.
             Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(90))
-                .pool_max_idle_per_host(64)
+                .pool_max_idle_per_host(super::dispatch::IN_FLIGHT_MAX)
                 .build(https)
         };
         Ok(CallbackClient {

@@ -1,12 +1,19 @@
 //! The dispatch task: claims due deliveries, queues them per subscription (a *lane*), and runs
 //! at most `--callback-concurrency` attempts per lane at a time, in per-object order.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+// FxHash rather than SipHash: these maps are touched several times per attempt, keys come from
+// the operator and the store (not from untrusted clients), and SipHash showed in profiles.
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use graphhooks_store::{AttemptOutcome, ClaimedDelivery, NextStep, SubscriptionKey};
+use graphhooks_store::{
+    AttemptOutcome, ClaimRequest, ClaimedDelivery, LaneClaim, NextStep, StoreResult,
+    SubscriptionKey,
+};
 use tokio::sync::mpsc;
 use tokio::task::{Id, JoinError, JoinSet};
 use tokio::time::Instant;
@@ -15,18 +22,23 @@ use tokio_util::sync::CancellationToken;
 use super::{EngineShared, record, send};
 use crate::clock::now_ms;
 
-/// Most claims a healthy lane holds (queued + in flight); a full lane is skipped when claiming.
+/// Most claims a healthy lane holds (queued + in flight); a full lane is asked for nothing.
 /// A lane whose last attempt failed holds no more than it can send at once, so callbacks that
 /// hang or fail cannot take the node's room from healthy ones.
-pub const LANE_HELD_MAX: usize = 1000;
+pub const LANE_HELD_MAX: usize = 4000;
 /// Most body bytes one lane holds queued.
 const LANE_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// Most claims the node holds in all.
 const HELD_MAX: usize = 20_000;
 /// Most body bytes the node holds queued in all.
 const HELD_BYTES_MAX: usize = 256 * 1024 * 1024;
-/// Most deliveries one claim takes.
-const CLAIM_BATCH: usize = 500;
+/// Most deliveries one claim takes in all.
+const CLAIM_BATCH: usize = 2000;
+/// Most deliveries one claim takes from a lane this node holds nothing of yet.
+const NEW_LANE_CLAIM: usize = 1000;
+/// Most attempts in flight on this node at once, over all callbacks (and the size of the
+/// connection pool that keeps them alive between attempts).
+pub const IN_FLIGHT_MAX: usize = 512;
 /// How far into a lane's queue to look for a delivery whose objects are not busy.
 const ORDER_SCAN: usize = 64;
 /// Longest idle wait before looking for due work again (retries, other nodes' work).
@@ -54,15 +66,10 @@ impl Lane {
         self.queue.len() + self.in_flight
     }
 
-    /// Whether the lane holds `cap` claims or its byte limit.
-    fn full(&self, cap: usize) -> bool {
-        self.held() >= cap || self.queued_bytes >= LANE_BYTES_MAX
-    }
-
     /// The index of the next delivery that may start without overtaking an earlier one for the
     /// same object.
     fn next_ready(&self) -> Option<usize> {
-        let mut blocked: HashSet<&str> = HashSet::new();
+        let mut blocked: HashSet<&str> = HashSet::default();
         for (index, delivery) in self.queue.iter().take(ORDER_SCAN).enumerate() {
             if delivery.attempts_made > 0 {
                 return Some(index);
@@ -105,6 +112,8 @@ struct Dispatcher {
     held_bytes: usize,
     /// Lanes whose last finished attempt failed.
     failing: HashSet<SubscriptionKey>,
+    /// Whether some lane waits for an in-flight slot (the node-wide cap was reached).
+    starved: bool,
     /// Lanes that became empty, and when (shared stores give them back after a while).
     emptied: HashMap<SubscriptionKey, Instant>,
     last_lane_sweep: Instant,
@@ -114,25 +123,48 @@ struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// Claims what there is room for; returns whether more may be due right now.
-    async fn claim(&mut self) -> bool {
+    /// What to ask the store for, lane by lane, or `None` when the node has no room.
+    fn claim_request(&self) -> Option<ClaimRequest> {
         let room = HELD_MAX.saturating_sub(self.held);
         if room == 0 || self.held_bytes >= HELD_BYTES_MAX {
-            return false;
+            return None;
         }
-        let limit = room.min(CLAIM_BATCH);
-        let skip: Vec<SubscriptionKey> = self
+        let total = room.min(CLAIM_BATCH);
+        // Each lane held here may take up to its room; lanes known to be failing but holding
+        // nothing here take no more than their callback can be sent at once.
+        let mut lanes: Vec<LaneClaim> = self
             .lanes
             .iter()
-            .filter(|(key, lane)| lane.full(self.lane_cap(key)))
-            .map(|(key, _)| key.clone())
+            .map(|(key, lane)| LaneClaim {
+                key: key.clone(),
+                limit: if lane.queued_bytes >= LANE_BYTES_MAX {
+                    0
+                } else {
+                    self.lane_cap(key).saturating_sub(lane.held())
+                },
+            })
             .collect();
-        let claimed = match self
-            .shared
-            .store
-            .claim_due(&self.shared.node_id, now_ms(), limit, &skip)
-            .await
-        {
+        let concurrency = self.shared.config.callback_concurrency.max(1);
+        lanes.extend(
+            self.failing
+                .iter()
+                .filter(|key| !self.lanes.contains_key(*key))
+                .map(|key| LaneClaim {
+                    key: key.clone(),
+                    limit: concurrency,
+                }),
+        );
+        Some(ClaimRequest {
+            lanes,
+            other_limit: NEW_LANE_CLAIM,
+            total,
+        })
+    }
+
+    /// Queues what a claim returned and starts what may start; returns whether more may be due
+    /// right now (the claim was full).
+    fn accept_claim(&mut self, claimed: StoreResult<Vec<ClaimedDelivery>>, total: usize) -> bool {
+        let claimed = match claimed {
             Ok(claimed) => claimed,
             Err(error) => {
                 tracing::warn!(error = %crate::http::error::error_chain(&error), "Claiming due deliveries failed; retrying shortly");
@@ -140,7 +172,7 @@ impl Dispatcher {
             }
         };
         let count = claimed.len();
-        let mut touched = HashSet::new();
+        let mut touched = HashSet::default();
         for delivery in claimed {
             self.emptied.remove(&delivery.key);
             touched.insert(delivery.key.clone());
@@ -153,7 +185,7 @@ impl Dispatcher {
         for key in touched {
             self.start_ready(&key);
         }
-        count == limit
+        count == total
     }
 
     /// How many claims a lane may hold: few while its callback fails.
@@ -173,6 +205,10 @@ impl Dispatcher {
                 return;
             };
             if lane.in_flight >= concurrency {
+                return;
+            }
+            if self.sends.len() >= IN_FLIGHT_MAX {
+                self.starved = true;
                 return;
             }
             let Some(index) = lane.next_ready() else {
@@ -238,6 +274,9 @@ impl Dispatcher {
             } else {
                 self.failing.insert(running.key.clone());
             }
+            if let Ok(mut ids) = self.shared.unrecorded.lock() {
+                ids.insert(running.delivery_id);
+            }
             if self.outcomes.send(completion.outcome).is_err() {
                 tracing::error!(
                     delivery_id = running.delivery_id,
@@ -246,29 +285,49 @@ impl Dispatcher {
                 );
             }
         }
+        let held_before = self.held;
         self.held = self.held.saturating_sub(1);
         let cap = self.lane_cap(&running.key);
-        let Some(lane) = self.lanes.get_mut(&running.key) else {
-            return true;
-        };
-        let was_full = lane.full(cap);
-        lane.in_flight = lane.in_flight.saturating_sub(1);
-        for object in running.objects {
-            if let Some(count) = lane.busy.get_mut(&object) {
-                *count -= 1;
-                if *count == 0 {
-                    lane.busy.remove(&object);
+        // Claim again when the node or this lane has drained to half of what it may hold, not
+        // after every attempt: one claim then serves hundreds of attempts.
+        let mut claim = held_before >= HELD_MAX / 2 && self.held < HELD_MAX / 2;
+        if let Some(lane) = self.lanes.get_mut(&running.key) {
+            let lane_before = lane.held();
+            lane.in_flight = lane.in_flight.saturating_sub(1);
+            for object in running.objects {
+                if let Some(count) = lane.busy.get_mut(&object) {
+                    *count -= 1;
+                    if *count == 0 {
+                        lane.busy.remove(&object);
+                    }
+                }
+            }
+            let low = (cap / 2).max(1);
+            claim |= lane_before >= low && lane.held() < low;
+            if lane.held() == 0 {
+                self.lanes.remove(&running.key);
+                self.emptied.insert(running.key.clone(), Instant::now());
+            } else {
+                self.start_ready(&running.key);
+            }
+        }
+        if self.starved {
+            // A slot freed up: start what waited for one, in any lane.
+            self.starved = false;
+            let waiting: Vec<SubscriptionKey> = self
+                .lanes
+                .iter()
+                .filter(|(_, lane)| !lane.queue.is_empty())
+                .map(|(key, _)| key.clone())
+                .collect();
+            for key in waiting {
+                self.start_ready(&key);
+                if self.starved {
+                    break;
                 }
             }
         }
-        let empty = lane.held() == 0;
-        if empty {
-            self.lanes.remove(&running.key);
-            self.emptied.insert(running.key, Instant::now());
-        } else {
-            self.start_ready(&running.key);
-        }
-        was_full || self.held < CLAIM_BATCH
+        claim
     }
 
     /// Drops every queued (not yet started) delivery: this node was reaped and others own them
@@ -295,18 +354,24 @@ impl Dispatcher {
     /// shared store, and after dropping work. Runs between claims, so no claim is in progress
     /// that it could wrongly release.
     async fn reconcile(&mut self) {
-        if !self.shared.store.shared()
-            || (!self.reconcile_now && self.last_reconcile.elapsed() < RECONCILE_EVERY)
-        {
+        let due = self.shared.store.shared() && self.last_reconcile.elapsed() >= RECONCILE_EVERY;
+        if !due && !self.reconcile_now {
             return;
         }
         self.reconcile_now = false;
         self.last_reconcile = Instant::now();
+        // Held: queued, in flight, or finished with the outcome not yet recorded (the recorder
+        // releases those claims itself).
+        let unrecorded: Vec<i64> = match self.shared.unrecorded.lock() {
+            Ok(ids) => ids.iter().copied().collect(),
+            Err(_) => return,
+        };
         let held: Vec<i64> = self
             .lanes
             .values()
             .flat_map(|lane| lane.queue.iter().map(|d| d.id))
             .chain(self.running.values().map(|r| r.delivery_id))
+            .chain(unrecorded)
             .collect();
         match self
             .shared
@@ -416,55 +481,86 @@ pub(crate) async fn run(shared: Arc<EngineShared>, shutdown: CancellationToken) 
     let recorder = tokio::spawn(record::run(shared.clone(), receiver));
     let mut dispatcher = Dispatcher {
         shared: shared.clone(),
-        lanes: HashMap::new(),
+        lanes: HashMap::default(),
         held: 0,
         sends: JoinSet::new(),
-        running: HashMap::new(),
+        running: HashMap::default(),
         outcomes,
         held_bytes: 0,
-        failing: HashSet::new(),
-        emptied: HashMap::new(),
+        failing: HashSet::default(),
+        starved: false,
+        emptied: HashMap::default(),
         last_lane_sweep: Instant::now(),
         last_reconcile: Instant::now(),
         reconcile_now: false,
     };
-    let mut claim_now = true;
-    let mut wake = Instant::now();
+    // A claim runs beside dispatch, never in front of it: claims queue behind other writes in
+    // the store, and attempts must keep starting while one is under way. One claim at a time.
+    let mut claim_wanted = true;
+    let mut claim: Option<tokio::task::JoinHandle<(StoreResult<Vec<ClaimedDelivery>>, usize)>> =
+        None;
+    let mut wake = Instant::now() + IDLE_POLL;
     loop {
         if shared.reaped.swap(false, Ordering::AcqRel) {
             dispatcher.drop_queued();
-            claim_now = true;
+            claim_wanted = true;
         }
         dispatcher.drop_paused_lanes();
-        dispatcher.release_idle_lanes().await;
-        dispatcher.reconcile().await;
-        if claim_now {
-            claim_now = dispatcher.claim().await;
-            if !claim_now {
-                wake = dispatcher.next_wake().await;
+        if claim.is_none() {
+            // Neither may run while a claim is under way: it could release what the claim
+            // is about to hand over.
+            dispatcher.release_idle_lanes().await;
+            dispatcher.reconcile().await;
+            if claim_wanted && !shutdown.is_cancelled() {
+                claim_wanted = false;
+                if let Some(request) = dispatcher.claim_request() {
+                    let store = shared.store.clone();
+                    let node = shared.node_id.clone();
+                    claim = Some(tokio::spawn(async move {
+                        let total = request.total;
+                        (store.claim_due(&node, now_ms(), &request).await, total)
+                    }));
+                }
             }
-        }
-        if claim_now {
-            // Drain finished sends without waiting, then claim again.
-            while let Some(joined) = dispatcher.sends.try_join_next_with_id() {
-                dispatcher.complete(joined);
-            }
-            if shutdown.is_cancelled() {
-                break;
-            }
-            continue;
         }
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
             Some(joined) = dispatcher.sends.join_next_with_id(), if !dispatcher.sends.is_empty() => {
                 if dispatcher.complete(joined) {
-                    claim_now = true;
+                    claim_wanted = true;
                 }
             }
-            () = shared.work.notified() => claim_now = true,
-            () = tokio::time::sleep_until(wake) => claim_now = true,
+            finished = async {
+                match claim.as_mut() {
+                    Some(task) => task.await,
+                    None => std::future::pending().await,
+                }
+            }, if claim.is_some() => {
+                claim = None;
+                let more = match finished {
+                    Ok((claimed, total)) => dispatcher.accept_claim(claimed, total),
+                    Err(error) => {
+                        tracing::error!(%error, "A claim task failed; claiming again shortly");
+                        false
+                    }
+                };
+                if more {
+                    claim_wanted = true;
+                } else {
+                    wake = dispatcher.next_wake().await;
+                }
+            }
+            () = shared.work.notified() => claim_wanted = true,
+            () = tokio::time::sleep_until(wake) => {
+                claim_wanted = true;
+                wake = Instant::now() + IDLE_POLL;
+            }
         }
+    }
+    if let Some(claim) = claim.take() {
+        // Its claims, if it committed, are released with the rest below.
+        claim.abort();
     }
 
     let grace = shared.config.delivery_timeout.min(Duration::from_secs(10));

@@ -63,6 +63,9 @@ pub(crate) struct EngineShared {
     pub(crate) alert_client: CallbackClient,
     /// Subscriptions paused since dispatch last looked: it drops what it holds queued for them.
     pub(crate) paused_lanes: std::sync::Mutex<Vec<graphhooks_store::SubscriptionKey>>,
+    /// Deliveries whose attempt finished but whose outcome is not recorded yet: still claimed
+    /// by this node, and held as far as reconciliation is concerned.
+    pub(crate) unrecorded: std::sync::Mutex<std::collections::HashSet<i64>>,
     /// This process's claim owner name.
     pub(crate) node_id: String,
     /// Wakes fan-out: changes were accepted.
@@ -109,6 +112,7 @@ impl Engine {
                 client,
                 alert_client,
                 paused_lanes: std::sync::Mutex::new(Vec::new()),
+                unrecorded: std::sync::Mutex::new(std::collections::HashSet::new()),
                 node_id,
                 changes: Notify::new(),
                 work: Notify::new(),

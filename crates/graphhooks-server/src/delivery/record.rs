@@ -62,6 +62,11 @@ pub(crate) async fn run(
                 }
             }
         }
+        if let Ok(mut ids) = shared.unrecorded.lock() {
+            for outcome in &batch {
+                ids.remove(&outcome.delivery_id);
+            }
+        }
         pause_failing(&shared, &batch).await;
         batch.clear();
         if let Some(at) = earliest_retry {
