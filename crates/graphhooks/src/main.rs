@@ -8,6 +8,11 @@ mod store;
 
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc's allocator: under load the delivery path allocates and frees
+/// from several threads at once, where glibc's malloc showed as a seventh of the server's time.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
