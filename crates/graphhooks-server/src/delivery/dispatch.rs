@@ -59,6 +59,10 @@ struct Lane {
     in_flight: usize,
     /// Object ids of first attempts in flight, with how many touch each.
     busy: HashMap<String, u32>,
+    /// Whether an attempt of this lane succeeded since this node took it up. Until then it
+    /// holds no more than a first claim gives it, so a callback that hangs from the start
+    /// (no attempt has failed yet) cannot take the node's room while its first attempts wait.
+    proven: bool,
 }
 
 impl Lane {
@@ -188,13 +192,42 @@ impl Dispatcher {
         count == total
     }
 
-    /// How many claims a lane may hold: few while its callback fails.
+    /// How many claims a lane may hold: few while its callback fails, a first claim's worth
+    /// until an attempt succeeds.
     fn lane_cap(&self, key: &SubscriptionKey) -> usize {
         if self.failing.contains(key) {
             self.shared.config.callback_concurrency.max(1)
+        } else if self.lanes.get(key).is_some_and(|lane| !lane.proven) {
+            NEW_LANE_CLAIM
         } else {
             LANE_HELD_MAX
         }
+    }
+
+    /// A lane whose callback has just started failing keeps queued only what it can send at
+    /// once; the rest goes back to the store at the next reconcile, to be claimed again as the
+    /// lane's room allows, so a failing or hanging callback does not sit on the node's room.
+    fn shed(&mut self, key: &SubscriptionKey) {
+        let keep = self.shared.config.callback_concurrency.max(1);
+        let Some(lane) = self.lanes.get_mut(key) else {
+            return;
+        };
+        if lane.queue.len() <= keep {
+            return;
+        }
+        let shed: Vec<ClaimedDelivery> = lane.queue.drain(keep..).collect();
+        let bytes: usize = shed.iter().map(|d| d.body.len()).sum();
+        lane.queued_bytes = lane.queued_bytes.saturating_sub(bytes);
+        self.held_bytes = self.held_bytes.saturating_sub(bytes);
+        self.held = self.held.saturating_sub(shed.len());
+        self.reconcile_now = true;
+        tracing::debug!(
+            app_id = %key.app_id,
+            object_type = %key.object_type,
+            released = shed.len(),
+            "A callback started failing; giving back {} queued deliveries",
+            shed.len()
+        );
     }
 
     /// Starts as many queued deliveries of a lane as its concurrency allows.
@@ -271,8 +304,11 @@ impl Dispatcher {
         if let Some(completion) = completion {
             if completion.outcome.next == NextStep::Delivered {
                 self.failing.remove(&running.key);
-            } else {
-                self.failing.insert(running.key.clone());
+                if let Some(lane) = self.lanes.get_mut(&running.key) {
+                    lane.proven = true;
+                }
+            } else if self.failing.insert(running.key.clone()) {
+                self.shed(&running.key);
             }
             if let Ok(mut ids) = self.shared.unrecorded.lock() {
                 ids.insert(running.delivery_id);
@@ -477,6 +513,16 @@ impl Dispatcher {
 /// Runs until `shutdown`, then finishes in-flight attempts for a grace period, records them and
 /// releases every claim this node still holds.
 pub(crate) async fn run(shared: Arc<EngineShared>, shutdown: CancellationToken) {
+    let mut registered = shared.registered.subscribe();
+    tokio::select! {
+        result = registered.wait_for(|registered| *registered) => {
+            if result.is_err() {
+                return;
+            }
+        }
+        // Nothing claimed yet, so nothing to finish or release.
+        () = shutdown.cancelled() => return,
+    }
     let (outcomes, receiver) = mpsc::unbounded_channel();
     let recorder = tokio::spawn(record::run(shared.clone(), receiver));
     let mut dispatcher = Dispatcher {

@@ -27,7 +27,7 @@
 //! - On a store several nodes share, each node heartbeats its lease ([`nodes`]); a node that
 //!   stops heartbeating is reaped by the others and its claims become due again. A
 //!   subscription's deliveries go through one node at a time (its lane owner), so the
-//!   per-callback limit and per-object order hold across nodes.
+//!   per-subscription concurrency limit and per-object order hold across nodes.
 //! - A subscription whose callback has failed continuously for `--pause-after` is paused by the
 //!   recorder: its unclaimed deliveries become `paused`, claims skip it, dispatch drops what it
 //!   holds queued for it, an operator alert goes out ([`alert`]), and resuming makes the backlog
@@ -76,6 +76,9 @@ pub(crate) struct EngineShared {
     pub(crate) next_retry_ms: AtomicI64,
     /// Set when this node learns it was reaped: dispatch drops what it holds queued.
     pub(crate) reaped: AtomicBool,
+    /// Whether this node holds a lease (always, on a store only it uses). Dispatch claims
+    /// nothing before: other nodes' reapers release claims of nodes without one.
+    pub(crate) registered: tokio::sync::watch::Sender<bool>,
 }
 
 /// Handle to the engine, cheap to clone; API handlers use it to wake the tasks.
@@ -107,7 +110,6 @@ impl Engine {
         );
         Engine {
             shared: Arc::new(EngineShared {
-                store,
                 config,
                 client,
                 alert_client,
@@ -118,6 +120,8 @@ impl Engine {
                 work: Notify::new(),
                 next_retry_ms: AtomicI64::new(i64::MAX),
                 reaped: AtomicBool::new(false),
+                registered: tokio::sync::watch::Sender::new(!store.shared()),
+                store,
             }),
         }
     }

@@ -19,6 +19,7 @@ pub(crate) async fn heartbeat(shared: Arc<EngineShared>, shutdown: CancellationT
     loop {
         match shared.store.heartbeat(&shared.node_id, lease).await {
             Ok(beat) => {
+                shared.registered.send_replace(true);
                 if beat.reaped {
                     tracing::warn!(
                         node = shared.node_id,
