@@ -282,6 +282,29 @@ impl From<StoreError> for AdminError {
     }
 }
 
+/// An operator-API error met while serving the Graph API (logic both APIs share, such as
+/// explain), in Graph's terms: the cause is kept for the log.
+impl From<AdminError> for GraphError {
+    fn from(error: AdminError) -> Self {
+        use AdminCode::*;
+        let code = match error.code {
+            InvalidJson | InvalidRequest | UnknownObjectType | UnknownField | Conflict => {
+                GraphCode::InvalidParameter
+            }
+            Unauthorized => GraphCode::InvalidToken,
+            NotFound | MethodNotAllowed => GraphCode::UnknownPath,
+            PayloadTooLarge => GraphCode::TooLarge,
+            Internal => GraphCode::Unknown,
+            Unavailable => GraphCode::Unavailable,
+        };
+        GraphError {
+            code,
+            message: error.message,
+            cause: error.cause,
+        }
+    }
+}
+
 /// An error and its sources, joined with ": ".
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
@@ -295,4 +318,27 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_logic_keeps_storage_outages_retryable_on_the_graph_api() {
+        let unavailable = AdminError {
+            cause: Some("connection refused".into()),
+            ..AdminError::new(
+                AdminCode::Unavailable,
+                "storage is unavailable; retry later",
+            )
+        };
+        let graph = GraphError::from(unavailable);
+        assert_eq!(graph.code.parts().0, 2);
+        assert_eq!(graph.code.parts().1, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(graph.cause.as_deref(), Some("connection refused"));
+        let missing = GraphError::from(AdminError::not_found("change 9 not found"));
+        assert_eq!(missing.code.parts().0, 100);
+        assert_eq!(missing.code.parts().1, StatusCode::NOT_FOUND);
+    }
 }

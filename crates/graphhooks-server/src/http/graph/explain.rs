@@ -38,7 +38,7 @@ pub(super) async fn handle(
     }
     let body = explain_change(state, change_id, Some(&app_id))
         .await
-        .map_err(|error| GraphError::new(GraphCode::Unknown, error.message))?
+        .map_err(GraphError::from)?
         .ok_or_else(not_found)?;
     Ok(axum::Json(body).into_response())
 }
