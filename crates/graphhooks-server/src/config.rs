@@ -71,7 +71,7 @@ pub struct Config {
     pub client_cert: Option<PathBuf>,
     /// Its private key.
     pub client_key: Option<PathBuf>,
-    /// Most concurrent requests to one callback.
+    /// Most concurrent requests per subscription (app and object type).
     pub callback_concurrency: usize,
     /// Connections in the database pool (PostgreSQL).
     pub database_pool_size: u32,

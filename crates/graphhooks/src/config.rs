@@ -68,7 +68,7 @@ pub(crate) struct RawConfig {
     /// Private key (PEM) of --client-cert
     #[arg(long, env = "GRAPHHOOKS_CLIENT_KEY")]
     pub(crate) client_key: Option<PathBuf>,
-    /// Most concurrent requests to one callback [default: 16]
+    /// Most concurrent requests per subscription (app and object type) [default: 16]
     #[arg(long, env = "GRAPHHOOKS_CALLBACK_CONCURRENCY")]
     pub(crate) callback_concurrency: Option<usize>,
     /// Connections in the PostgreSQL pool [default: 16]
