@@ -289,15 +289,18 @@ pub(crate) async fn installs(pool: &PgPool, object_id: &str) -> Result<Vec<Insta
 pub(crate) async fn uninstall(
     pool: &PgPool,
     app_id: &str,
+    object_type: Option<&str>,
     object_id: &str,
 ) -> Result<u64, StoreError> {
-    Ok(
-        sqlx::query("DELETE FROM grants WHERE app_id = $1 AND object_id = $2")
-            .bind(app_id)
-            .bind(object_id)
-            .execute(pool)
-            .await
-            .store()?
-            .rows_affected(),
+    Ok(sqlx::query(
+        "DELETE FROM grants WHERE app_id = $1 AND object_id = $2
+           AND ($3::text IS NULL OR object_type = $3)",
     )
+    .bind(app_id)
+    .bind(object_id)
+    .bind(object_type)
+    .execute(pool)
+    .await
+    .store()?
+    .rows_affected())
 }

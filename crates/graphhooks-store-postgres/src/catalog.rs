@@ -16,6 +16,13 @@ pub(crate) async fn setting(pool: &PgPool, key: &str) -> Result<Option<String>, 
         .store()
 }
 
+pub(crate) async fn settings(pool: &PgPool) -> Result<Vec<(String, String)>, StoreError> {
+    sqlx::query_as("SELECT key, value FROM settings ORDER BY key")
+        .fetch_all(pool)
+        .await
+        .store()
+}
+
 pub(crate) async fn set_setting_once(
     pool: &PgPool,
     key: &str,

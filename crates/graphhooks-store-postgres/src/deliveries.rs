@@ -271,11 +271,15 @@ pub(crate) async fn claim_due(
 
 pub(crate) async fn next_due_ms(pool: &PgPool) -> Result<Option<i64>, StoreError> {
     sqlx::query_scalar(
-        // Each lane's first due entry, through the per-lane index.
+        // Each lane's first due entry, through the per-lane index. A paused subscription's
+        // work (a test notification, a redelivery, a released claim) waits for the resume, so
+        // it is not due: claims skip it, and reporting it would wake dispatch for nothing.
         "SELECT min((SELECT d.due_ms FROM deliveries d
                      WHERE d.app_id = l.app_id AND d.object_type = l.object_type
                        AND d.state = 'pending' AND d.claimed_by IS NULL
-                     ORDER BY d.due_ms LIMIT 1)) FROM lanes l",
+                     ORDER BY d.due_ms LIMIT 1)) FROM lanes l
+         WHERE NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.app_id = l.app_id
+                             AND s.object_type = l.object_type AND s.status = 'paused')",
     )
     .fetch_one(pool)
     .await
@@ -727,25 +731,37 @@ pub(crate) async fn resume(
     now_ms: i64,
 ) -> Result<u64, StoreError> {
     let mut transaction = pool.begin().await.store()?;
-    let found = sqlx::query(
+    let status: Option<String> = sqlx::query_scalar(
+        "SELECT status FROM subscriptions WHERE app_id = $1 AND object_type = $2 FOR UPDATE",
+    )
+    .bind(app_id)
+    .bind(object_type)
+    .fetch_optional(&mut *transaction)
+    .await
+    .store()?;
+    let Some(status) = status else {
+        return Err(StoreError::NotFound("subscription"));
+    };
+    sqlx::query(
         "UPDATE subscriptions SET status = 'active', failing_since = NULL WHERE app_id = $1 AND object_type = $2",
     )
     .bind(app_id)
     .bind(object_type)
     .execute(&mut *transaction)
     .await
-    .store()?
-    .rows_affected();
-    if found == 0 {
-        return Err(StoreError::NotFound("subscription"));
-    }
+    .store()?;
+    // Work left `pending` while paused (claims released by a stop or the reaper, test
+    // notifications, redeliveries) waited with the backlog, so it resumes with it and gets a new
+    // window too.
     let resumed = sqlx::query(
         "UPDATE deliveries SET state = 'pending', due_ms = $3, first_attempt_ms = NULL
-         WHERE app_id = $1 AND object_type = $2 AND state = 'paused'",
+         WHERE app_id = $1 AND object_type = $2
+           AND (state = 'paused' OR ($4 AND state = 'pending' AND claimed_by IS NULL))",
     )
     .bind(app_id)
     .bind(object_type)
     .bind(now_ms)
+    .bind(status == "paused")
     .execute(&mut *transaction)
     .await
     .store()?

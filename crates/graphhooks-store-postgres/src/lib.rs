@@ -155,6 +155,10 @@ impl Store for PostgresStore {
         catalog::setting(&self.pool, key).await
     }
 
+    async fn settings(&self) -> StoreResult<Vec<(String, String)>> {
+        catalog::settings(&self.pool).await
+    }
+
     async fn set_setting_once(&self, key: &str, value: &str) -> StoreResult<bool> {
         catalog::set_setting_once(&self.pool, key, value).await
     }
@@ -361,8 +365,13 @@ impl Store for PostgresStore {
         apps::installs(&self.pool, object_id).await
     }
 
-    async fn uninstall_app(&self, app_id: &str, object_id: &str) -> StoreResult<u64> {
-        apps::uninstall(&self.pool, app_id, object_id).await
+    async fn uninstall_app(
+        &self,
+        app_id: &str,
+        object_type: Option<&str>,
+        object_id: &str,
+    ) -> StoreResult<u64> {
+        apps::uninstall(&self.pool, app_id, object_type, object_id).await
     }
 
     async fn put_setting(&self, key: &str, value: &str) -> StoreResult<()> {

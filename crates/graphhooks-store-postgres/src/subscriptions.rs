@@ -74,14 +74,26 @@ pub(crate) async fn delete(
     app_id: &str,
     object_type: &str,
 ) -> Result<(), StoreError> {
+    let mut transaction = pool.begin().await.store()?;
     let deleted = sqlx::query("DELETE FROM subscriptions WHERE app_id = $1 AND object_type = $2")
         .bind(app_id)
         .bind(object_type)
-        .execute(pool)
+        .execute(&mut *transaction)
         .await
         .store()?;
     if deleted.rows_affected() == 0 {
         return Err(StoreError::NotFound("subscription"));
     }
+    // A paused backlog would otherwise wait for a resume that can no longer come: it goes back
+    // to `pending`, and dispatch ends each delivery as `failed` with a "not sent" attempt.
+    sqlx::query(
+        "UPDATE deliveries SET state = 'pending' WHERE app_id = $1 AND object_type = $2 AND state = 'paused'",
+    )
+    .bind(app_id)
+    .bind(object_type)
+    .execute(&mut *transaction)
+    .await
+    .store()?;
+    transaction.commit().await.store()?;
     Ok(())
 }

@@ -272,11 +272,17 @@ pub(crate) fn installs(c: &Connection, object_id: &str) -> Result<Vec<Install>, 
     Ok(installs)
 }
 
-pub(crate) fn uninstall(c: &Connection, app_id: &str, object_id: &str) -> Result<u64, StoreError> {
+pub(crate) fn uninstall(
+    c: &Connection,
+    app_id: &str,
+    object_type: Option<&str>,
+    object_id: &str,
+) -> Result<u64, StoreError> {
     let deleted = c
         .execute(
-            "DELETE FROM grants WHERE app_id = ?1 AND object_id = ?2",
-            params![app_id, object_id],
+            "DELETE FROM grants WHERE app_id = ?1 AND object_id = ?2
+               AND (?3 IS NULL OR object_type = ?3)",
+            params![app_id, object_id, object_type],
         )
         .store()?;
     Ok(deleted as u64)

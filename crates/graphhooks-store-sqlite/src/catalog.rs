@@ -17,6 +17,16 @@ pub(crate) fn setting(c: &Connection, key: &str) -> Result<Option<String>, Store
     .store()
 }
 
+pub(crate) fn settings(c: &Connection) -> Result<Vec<(String, String)>, StoreError> {
+    let mut statement = c
+        .prepare("SELECT key, value FROM settings ORDER BY key")
+        .store()?;
+    let rows = statement
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .store()?;
+    rows.collect::<Result<_, _>>().store()
+}
+
 pub(crate) fn set_setting_once(c: &Connection, key: &str, value: &str) -> Result<bool, StoreError> {
     let inserted = c
         .execute(

@@ -226,11 +226,15 @@ pub(crate) fn claim_due(
 
 pub(crate) fn next_due_ms(c: &Connection) -> Result<Option<i64>, StoreError> {
     c.query_row(
-        // Each lane's first due entry, through the per-lane index.
+        // Each lane's first due entry, through the per-lane index. A paused subscription's
+        // work (a test notification, a redelivery, a released claim) waits for the resume, so
+        // it is not due: claims skip it, and reporting it would wake dispatch for nothing.
         "SELECT min((SELECT d.due_ms FROM deliveries d
                      WHERE d.app_id = l.app_id AND d.object_type = l.object_type
                        AND d.state = 'pending' AND d.claimed_by IS NULL
-                     ORDER BY d.due_ms LIMIT 1)) FROM lanes l",
+                     ORDER BY d.due_ms LIMIT 1)) FROM lanes l
+         WHERE NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.app_id = l.app_id
+                             AND s.object_type = l.object_type AND s.status = 'paused')",
         [],
         |r| r.get(0),
     )
@@ -655,20 +659,30 @@ pub(crate) fn resume(
     object_type: &str,
     now_ms: i64,
 ) -> Result<u64, StoreError> {
-    let found = c
-        .execute(
-            "UPDATE subscriptions SET status = 'active', failing_since = NULL WHERE app_id = ?1 AND object_type = ?2",
+    let status: Option<String> = c
+        .query_row(
+            "SELECT status FROM subscriptions WHERE app_id = ?1 AND object_type = ?2",
             params![app_id, object_type],
+            |r| r.get(0),
         )
+        .optional()
         .store()?;
-    if found == 0 {
+    let Some(status) = status else {
         return Err(StoreError::NotFound("subscription"));
-    }
+    };
+    c.execute(
+        "UPDATE subscriptions SET status = 'active', failing_since = NULL WHERE app_id = ?1 AND object_type = ?2",
+        params![app_id, object_type],
+    )
+    .store()?;
+    // Work left `pending` while paused (claims released at a restart, test notifications,
+    // redeliveries) waited with the backlog, so it resumes with it and gets a new window too.
     let resumed = c
         .execute(
             "UPDATE deliveries SET state = 'pending', due_ms = ?3, first_attempt_ms = NULL
-             WHERE app_id = ?1 AND object_type = ?2 AND state = 'paused'",
-            params![app_id, object_type, now_ms],
+             WHERE app_id = ?1 AND object_type = ?2
+               AND (state = 'paused' OR (?4 AND state = 'pending' AND claimed_by IS NULL))",
+            params![app_id, object_type, now_ms, status == "paused"],
         )
         .store()?;
     ensure_lane(c, app_id, object_type)?;

@@ -203,6 +203,10 @@ impl Store for SqliteStore {
         self.readers.read(move |c| catalog::setting(c, &key)).await
     }
 
+    async fn settings(&self) -> StoreResult<Vec<(String, String)>> {
+        self.readers.read(catalog::settings).await
+    }
+
     async fn set_setting_once(&self, key: &str, value: &str) -> StoreResult<bool> {
         let (key, value) = (key.to_owned(), value.to_owned());
         self.writer
@@ -491,10 +495,16 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn uninstall_app(&self, app_id: &str, object_id: &str) -> StoreResult<u64> {
+    async fn uninstall_app(
+        &self,
+        app_id: &str,
+        object_type: Option<&str>,
+        object_id: &str,
+    ) -> StoreResult<u64> {
         let (app_id, object_id) = (app_id.to_owned(), object_id.to_owned());
+        let object_type = object_type.map(str::to_owned);
         self.writer
-            .write(move |c| apps::uninstall(c, &app_id, &object_id))
+            .write(move |c| apps::uninstall(c, &app_id, object_type.as_deref(), &object_id))
             .await
     }
 

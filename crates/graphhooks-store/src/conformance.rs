@@ -63,6 +63,8 @@ macro_rules! store_conformance {
             live_nodes_share_the_lanes,
             claims_a_node_no_longer_holds_are_released,
             a_failing_subscription_pauses_and_resumes_its_backlog,
+            work_left_pending_while_paused_waits_for_the_resume,
+            deleting_a_paused_subscription_ends_its_backlog,
             replay_rebuilds_one_apps_notifications_of_a_window,
             installs_are_grants_with_subscribed_fields,
             settings_can_be_replaced_and_deleted,
@@ -1084,6 +1086,101 @@ pub async fn a_failing_subscription_pauses_and_resumes_its_backlog(store: Arc<dy
     ));
 }
 
+/// Pauses subscription 1/user through a failing attempt of a first delivery; returns its id.
+async fn pause_user_subscription(store: &dyn Store) -> i64 {
+    let first = store
+        .insert_delivery(planned("1", "user", "u1"), 1_000)
+        .await
+        .unwrap();
+    let claimed = store
+        .claim_due("a", 1_000, &ClaimRequest::any(1))
+        .await
+        .unwrap();
+    assert_eq!(claimed[0].id, first);
+    store
+        .record_outcomes(vec![AttemptOutcome {
+            delivery_id: first,
+            key: key("1", "user"),
+            attempt: Some(attempt(1, 1_000, Some(500))),
+            next: NextStep::RetryAt(3_000),
+        }])
+        .await
+        .unwrap();
+    assert!(
+        store
+            .pause_if_failing(&key("1", "user"), 1_000)
+            .await
+            .unwrap()
+    );
+    first
+}
+
+/// Work of a paused subscription that is `pending` rather than `paused` (a claim released by a
+/// stop, a test notification, a redelivery) is not due until the resume, and resumes with the
+/// backlog, with a new retry window.
+pub async fn work_left_pending_while_paused_waits_for_the_resume(store: Arc<dyn Store>) {
+    basic(&*store).await;
+    let first = pause_user_subscription(&*store).await;
+    let second = store
+        .insert_delivery(planned("1", "user", "u2"), 1_000)
+        .await
+        .unwrap();
+    store.redeliver(first, 5_000).await.unwrap();
+    assert_eq!(
+        store.delivery(first).await.unwrap().unwrap().state,
+        DeliveryState::Pending
+    );
+    assert_eq!(
+        store.next_due_ms().await.unwrap(),
+        None,
+        "nothing is due while the subscription is paused"
+    );
+    assert!(
+        store
+            .claim_due("a", 10_000, &ClaimRequest::any(10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .resume_subscription("1", "user", 20_000)
+            .await
+            .unwrap(),
+        2
+    );
+    let resumed = store
+        .claim_due("a", 20_000, &ClaimRequest::any(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        resumed.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![first, second]
+    );
+    assert_eq!(resumed[0].first_attempt_ms, None, "a new retry window");
+    assert_eq!(resumed[0].attempts_made, 1);
+}
+
+/// Deleting a paused subscription does not strand its backlog: it becomes claimable again, with
+/// no target, so dispatch ends it as `failed` with a "not sent" attempt.
+pub async fn deleting_a_paused_subscription_ends_its_backlog(store: Arc<dyn Store>) {
+    basic(&*store).await;
+    let first = pause_user_subscription(&*store).await;
+    assert_eq!(
+        store.delivery(first).await.unwrap().unwrap().state,
+        DeliveryState::Paused
+    );
+    store.delete_subscription("1", "user").await.unwrap();
+    assert_eq!(store.queue_stats().await.unwrap().paused, 0);
+    let claimed = store
+        .claim_due("a", 10_000, &ClaimRequest::any(10))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].id, first);
+    assert!(claimed[0].target.is_none(), "no subscription to send to");
+}
+
 /// Replay builds new notifications for one app from the changes of a time window, with its
 /// subscription as it is now; other apps get nothing.
 pub async fn replay_rebuilds_one_apps_notifications_of_a_window(store: Arc<dyn Store>) {
@@ -1200,7 +1297,24 @@ pub async fn installs_are_grants_with_subscribed_fields(store: Arc<dyn Store>) {
         2,
         "kept by put_grant"
     );
-    assert_eq!(store.uninstall_app("1", "p9").await.unwrap(), 1);
+    // Another type's object with the same id is another install.
+    store
+        .put_grant(Grant {
+            object_type: "user".into(),
+            ..page(&[])
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.installs("p9").await.unwrap().len(), 2);
+    assert_eq!(
+        store.uninstall_app("1", Some("page"), "p9").await.unwrap(),
+        1
+    );
+    let left = store.installs("p9").await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].object_type, "user", "only the named type goes");
+    store.install_app(page(&[]), vec![]).await.unwrap();
+    assert_eq!(store.uninstall_app("1", None, "p9").await.unwrap(), 2);
     assert!(store.installs("p9").await.unwrap().is_empty());
     assert!(matches!(
         store

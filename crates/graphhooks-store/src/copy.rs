@@ -7,8 +7,6 @@ use graphhooks_core::catalog::ObjectTypeUpdate;
 
 use crate::{Store, StoreError};
 
-/// Settings worth carrying over (the generated admin token's hash).
-const SETTINGS: &[&str] = &["admin_token_sha256"];
 /// Changes per page.
 const CHANGE_PAGE: usize = 5000;
 /// Deliveries per page (bodies can be up to 3 MB each).
@@ -78,12 +76,11 @@ pub async fn copy_store(
         return Err(CopyError::NotEmpty("it has changes"));
     }
     let mut report = CopyReport::default();
-    for key in SETTINGS {
-        if let Some(value) = from.setting(key).await.map_err(at("settings"))? {
-            to.set_setting_once(key, &value)
-                .await
-                .map_err(at("settings"))?;
-        }
+    // All of them: the admin token's hash, object tokens, the dashboard's session key.
+    for (key, value) in from.settings().await.map_err(at("settings"))? {
+        to.set_setting_once(&key, &value)
+            .await
+            .map_err(at("settings"))?;
     }
     for object_type in from.object_types().await.map_err(at("object types"))? {
         let update = ObjectTypeUpdate {
@@ -104,7 +101,20 @@ pub async fn copy_store(
             report.roles += 1;
         }
         for grant in from.grants(&id).await.map_err(at("grants"))? {
-            to.put_grant(grant).await.map_err(at("grants"))?;
+            // A grant made by an install keeps the fields the object subscribed the app to.
+            let fields = from
+                .installs(&grant.object_id)
+                .await
+                .map_err(at("grants"))?
+                .into_iter()
+                .find(|i| i.app_id == grant.app_id && i.object_type == grant.object_type)
+                .map(|i| i.subscribed_fields)
+                .unwrap_or_default();
+            if fields.is_empty() {
+                to.put_grant(grant).await.map_err(at("grants"))?;
+            } else {
+                to.install_app(grant, fields).await.map_err(at("grants"))?;
+            }
             report.grants += 1;
         }
         for subscription in from.subscriptions(&id).await.map_err(at("subscriptions"))? {

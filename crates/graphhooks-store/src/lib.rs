@@ -85,6 +85,8 @@ pub trait Store: Send + Sync + 'static {
     async fn setting(&self, key: &str) -> StoreResult<Option<String>>;
     /// Sets `key` to `value` unless it is already set; returns whether this call set it.
     async fn set_setting_once(&self, key: &str, value: &str) -> StoreResult<bool>;
+    /// Every setting, by key (for `graphhooks copy`).
+    async fn settings(&self) -> StoreResult<Vec<(String, String)>>;
 
     /// Adds the given types and fields where they do not exist yet; never changes existing ones,
     /// so operators' edits of built-in types survive restarts.
@@ -236,8 +238,14 @@ pub trait Store: Send + Sync + 'static {
     async fn install_app(&self, grant: Grant, subscribed_fields: Vec<String>) -> StoreResult<()>;
     /// The apps installed on (granted) objects with this id, of any type.
     async fn installs(&self, object_id: &str) -> StoreResult<Vec<Install>>;
-    /// Removes an app's grants for objects with this id; returns how many.
-    async fn uninstall_app(&self, app_id: &str, object_id: &str) -> StoreResult<u64>;
+    /// Removes an app's grants for objects with this id, of one type or (`None`) of any;
+    /// returns how many.
+    async fn uninstall_app(
+        &self,
+        app_id: &str,
+        object_type: Option<&str>,
+        object_id: &str,
+    ) -> StoreResult<u64>;
     /// Sets a setting, replacing any value.
     async fn put_setting(&self, key: &str, value: &str) -> StoreResult<()>;
     /// Deletes a setting; returns whether it existed.

@@ -623,6 +623,23 @@ async fn page_owners_install_apps_through_subscribed_apps() {
         .await;
     assert_eq!(response.status, StatusCode::OK, "the operator may too");
 
+    // A user who happens to have the same id is another object: the page's token cannot touch
+    // the app's grant for that user.
+    server.grant(&app, "user", "1234", &["email"]).await;
+    let response = server
+        .graph(
+            Method::DELETE,
+            &format!("/1234/subscribed_apps?app_id={}&object_type=user", app.id),
+            &page_auth,
+            None,
+        )
+        .await;
+    assert_eq!(
+        response.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        response.text
+    );
     let response = server
         .graph(
             Method::DELETE,
@@ -636,6 +653,17 @@ async fn page_owners_install_apps_through_subscribed_apps() {
         .graph(Method::GET, "/1234/subscribed_apps", &page_auth, None)
         .await;
     assert_eq!(listed.json["data"], json!([]));
+    let grants = server
+        .admin(Method::GET, &format!("/admin/apps/{}/grants", app.id), None)
+        .await;
+    let kept: Vec<&str> = grants.json["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["object_id"] == "1234")
+        .map(|g| g["object_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kept, vec!["user"], "{}", grants.text);
     let response = server
         .admin(Method::DELETE, "/admin/object-tokens/page/1234", None)
         .await;

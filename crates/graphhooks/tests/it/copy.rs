@@ -148,6 +148,26 @@ async fn a_sqlite_database_copied_to_postgres_carries_on() {
         None,
     )
     .await;
+    // A page owner's token and the install it made, with its subscribed fields.
+    let issued = call(
+        &old.base,
+        &token,
+        Method::POST,
+        "/admin/object-tokens",
+        Some(json!({"object": "page", "id": "p2"})),
+    )
+    .await;
+    assert_eq!(issued.status, StatusCode::CREATED, "{}", issued.text);
+    let page_token = issued.json["token"].as_str().unwrap().to_owned();
+    let installed = call(
+        &old.base,
+        &page_token,
+        Method::POST,
+        "/p2/subscribed_apps",
+        Some(json!({"app_id": apps[0].0, "subscribed_fields": ["feed"]})),
+    )
+    .await;
+    assert_eq!(installed.status, StatusCode::OK, "{}", installed.text);
     assert!(old.terminate(WAIT).await.success());
 
     let database = TestDatabase::create().await;
@@ -187,6 +207,25 @@ async fn a_sqlite_database_copied_to_postgres_carries_on() {
     assert_eq!(
         explained.json, explained_before.json,
         "explain sees the same deliveries"
+    );
+    let installs = call(
+        &new.base,
+        &page_token,
+        Method::GET,
+        "/p2/subscribed_apps",
+        None,
+    )
+    .await;
+    assert_eq!(
+        installs.status,
+        StatusCode::OK,
+        "the object token came along: {}",
+        installs.text
+    );
+    assert_eq!(installs.json["data"][0]["id"], apps[0].0.as_str());
+    assert_eq!(
+        installs.json["data"][0]["subscribed_fields"],
+        json!(["feed"])
     );
     let copied = call(
         &new.base,

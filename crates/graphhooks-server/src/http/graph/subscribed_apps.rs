@@ -36,7 +36,7 @@ pub(super) async fn handle(
     match request.method {
         Method::GET => list(state, &object_id, bound_type.as_deref()).await,
         Method::POST => install(state, request, &object_id, bound_type).await,
-        Method::DELETE => uninstall(state, request, &object_id).await,
+        Method::DELETE => uninstall(state, request, &object_id, bound_type).await,
         _ => Err(unsupported(request)),
     }
 }
@@ -128,8 +128,23 @@ async fn uninstall(
     state: &SharedState,
     request: &GraphRequest,
     object_id: &str,
+    bound_type: Option<String>,
 ) -> Result<Response, GraphError> {
     let app_id = request.params.required_text("app_id")?;
-    state.store.uninstall_app(&app_id, object_id).await?;
+    // An object token removes installs on its own object only; the operator may name a type or
+    // remove the app from every object with this id.
+    let object_type = match (bound_type, request.params.text("object_type")?) {
+        (Some(bound), Some(given)) if bound != given => {
+            return Err(GraphError::invalid(format!(
+                "This token is for a {bound}, not a {given}"
+            )));
+        }
+        (Some(bound), _) => Some(bound),
+        (None, given) => given,
+    };
+    state
+        .store
+        .uninstall_app(&app_id, object_type.as_deref(), object_id)
+        .await?;
     Ok(success())
 }
