@@ -78,6 +78,9 @@ pub struct Config {
     /// On a shared store, how long a node's lease lasts without a heartbeat; a node silent this
     /// long is presumed dead and its work is taken over.
     pub node_lease: Duration,
+    /// Graph API calls each app (or object token) may make per minute on this node, in bursts
+    /// of up to as many; 0 turns the limit off.
+    pub graph_rate_limit: u32,
 }
 
 impl std::fmt::Debug for Config {
@@ -102,6 +105,7 @@ impl std::fmt::Debug for Config {
             callback_concurrency,
             database_pool_size,
             node_lease,
+            graph_rate_limit,
         } = self;
         let database = match database {
             DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
@@ -126,6 +130,7 @@ impl std::fmt::Debug for Config {
             .field("callback_concurrency", callback_concurrency)
             .field("database_pool_size", database_pool_size)
             .field("node_lease", node_lease)
+            .field("graph_rate_limit", graph_rate_limit)
             .finish()
     }
 }
@@ -151,6 +156,7 @@ impl Default for Config {
             callback_concurrency: 16,
             database_pool_size: 16,
             node_lease: Duration::from_secs(10),
+            graph_rate_limit: 6000,
         }
     }
 }

@@ -111,6 +111,7 @@ impl Server {
         })?;
         let engine = Engine::new(store.clone(), config.clone(), client.clone(), alert_client);
         let state = Arc::new(AppState {
+            graph_limiter: crate::http::rate_limit::GraphRateLimiter::new(config.graph_rate_limit),
             store,
             config,
             catalog,

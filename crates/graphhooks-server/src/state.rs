@@ -21,6 +21,8 @@ pub struct AppState {
     pub client: CallbackClient,
     /// Wakes the engine's tasks.
     pub engine: Engine,
+    /// The Graph API's per-app call limit.
+    pub graph_limiter: crate::http::rate_limit::GraphRateLimiter,
     /// SHA-256 of the admin token.
     pub admin_token_sha256: [u8; 32],
     /// One lock per app with a subscription edit under way, so concurrent edits of one app's

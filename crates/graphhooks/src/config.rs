@@ -77,6 +77,9 @@ pub(crate) struct RawConfig {
     /// PostgreSQL: a node silent this long is presumed dead and its work taken over [default: 10s]
     #[arg(long, env = "GRAPHHOOKS_NODE_LEASE")]
     pub(crate) node_lease: Option<String>,
+    /// Graph API calls per app (or object token) and minute on this node, in bursts of up to as many; 0 turns the limit off [default: 6000]
+    #[arg(long, env = "GRAPHHOOKS_GRAPH_RATE_LIMIT")]
+    pub(crate) graph_rate_limit: Option<u32>,
 }
 
 impl std::fmt::Debug for RawConfig {
@@ -121,6 +124,7 @@ impl RawConfig {
             callback_concurrency,
             database_pool_size,
             node_lease,
+            graph_rate_limit,
         } = self;
         RawConfig {
             listen: listen.or(lower.listen),
@@ -142,6 +146,7 @@ impl RawConfig {
             callback_concurrency: callback_concurrency.or(lower.callback_concurrency),
             database_pool_size: database_pool_size.or(lower.database_pool_size),
             node_lease: node_lease.or(lower.node_lease),
+            graph_rate_limit: graph_rate_limit.or(lower.graph_rate_limit),
         }
     }
 
@@ -239,6 +244,7 @@ impl RawConfig {
             callback_concurrency,
             database_pool_size,
             node_lease,
+            graph_rate_limit: required(self.graph_rate_limit, "graph_rate_limit")?,
         })
     }
 }
@@ -275,6 +281,7 @@ mod tests {
         assert_eq!(config.callback_concurrency, expected.callback_concurrency);
         assert_eq!(config.database_pool_size, expected.database_pool_size);
         assert_eq!(config.node_lease, expected.node_lease);
+        assert_eq!(config.graph_rate_limit, expected.graph_rate_limit);
         assert!(!config.allow_private_callbacks && !config.allow_http_callbacks);
     }
 

@@ -137,6 +137,7 @@ pub async fn graph_caller(
             return Err(invalid());
         };
         let (object_type, object_id) = object.split_once('\u{1f}').ok_or_else(invalid)?;
+        within_limit(state, &format!("object\u{1f}{object}"))?;
         return Ok(Caller::Object {
             object_type: object_type.to_owned(),
             object_id: object_id.to_owned(),
@@ -170,5 +171,15 @@ pub async fn graph_caller(
             "Invalid appsecret_proof provided in the API argument",
         ));
     }
+    within_limit(state, &app.id)?;
     Ok(Caller::App(app))
+}
+
+/// Counts an authenticated call against its caller's `--graph-rate-limit`. Only callers that
+/// proved who they are are counted, so nobody can use up another app's calls.
+fn within_limit(state: &AppState, key: &str) -> Result<(), GraphError> {
+    state.graph_limiter.check(key).map_err(|wait| {
+        metrics::counter!("graphhooks_graph_rate_limited_total").increment(1);
+        GraphError::rate_limited(wait)
+    })
 }

@@ -72,6 +72,8 @@ pub struct GraphError {
     pub message: String,
     /// An internal cause to log, never shown.
     pub cause: Option<String>,
+    /// When the caller may call again (`Retry-After`), for rate-limited calls.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl GraphError {
@@ -81,6 +83,15 @@ impl GraphError {
             code,
             message: message.into(),
             cause: None,
+            retry_after: None,
+        }
+    }
+
+    /// Code 4: the caller made too many calls; it may call again after `wait`.
+    pub fn rate_limited(wait: std::time::Duration) -> Self {
+        GraphError {
+            retry_after: Some(wait),
+            ..GraphError::new(GraphCode::RateLimit, "Application request limit reached")
         }
     }
 
@@ -119,7 +130,15 @@ impl IntoResponse for GraphError {
                 "fbtrace_id": fbtrace_id,
             }
         });
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let Some(wait) = self.retry_after {
+            // Whole seconds, rounded up, so a client that waits that long gets through.
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+        }
+        response
     }
 }
 
@@ -140,11 +159,13 @@ impl From<StoreError> for GraphError {
                 code: GraphCode::Unavailable,
                 message: "Service temporarily unavailable".into(),
                 cause: Some(error_chain(&*cause)),
+                retry_after: None,
             },
             other => GraphError {
                 code: GraphCode::Unknown,
                 message: "An unknown error occurred".into(),
                 cause: Some(error_chain(&other)),
+                retry_after: None,
             },
         }
     }
@@ -301,6 +322,7 @@ impl From<AdminError> for GraphError {
             code,
             message: error.message,
             cause: error.cause,
+            retry_after: None,
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod graph;
 pub mod operator;
 pub mod params;
+pub mod rate_limit;
 pub mod views;
 
 use axum::Router;

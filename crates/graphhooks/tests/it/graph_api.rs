@@ -567,3 +567,76 @@ async fn a_changed_callback_url_runs_a_new_handshake() {
         "fields kept"
     );
 }
+
+#[tokio::test]
+async fn calls_past_the_per_app_limit_get_code_4_and_a_retry_after() {
+    let server = TestServer::start_with(Arc::new(TestCa::new()), |config| {
+        config.graph_rate_limit = 3;
+    })
+    .await;
+    let app = server.create_app("live").await;
+    let other = server.create_app("live").await;
+    let path = format!("/{}/subscriptions", app.id);
+
+    // Calls that do not prove who is calling count against nobody.
+    for _ in 0..5 {
+        let response = server
+            .graph(Method::GET, &path, &bearer("garbage"), None)
+            .await;
+        assert_graph_error(&response, StatusCode::UNAUTHORIZED, 190);
+    }
+    for _ in 0..3 {
+        subscriptions(&server, &app).await;
+    }
+    let limited = server
+        .graph(Method::GET, &path, &bearer(&app.token()), None)
+        .await;
+    assert_graph_error(&limited, StatusCode::TOO_MANY_REQUESTS, 4);
+    let retry_after: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // 3 per minute: the next call is allowed 20 s after the first.
+    assert!((1..=20).contains(&retry_after), "Retry-After {retry_after}");
+    // Every edge is counted, and a limited call changes nothing.
+    let limited = server
+        .graph(
+            Method::DELETE,
+            &path,
+            &bearer(&app.token()),
+            Some(("application/json", br#"{"object":"user"}"#.to_vec())),
+        )
+        .await;
+    assert_graph_error(&limited, StatusCode::TOO_MANY_REQUESTS, 4);
+
+    // Another app has its own allowance; the operator token is not limited.
+    subscriptions(&server, &other).await;
+    for _ in 0..5 {
+        let response = server
+            .graph(
+                Method::GET,
+                &path,
+                &bearer(crate::support::ADMIN_TOKEN),
+                None,
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.text);
+    }
+    // The recorder is process-wide and other tests run beside this one, so at least these two.
+    let metrics =
+        crate::support::http::request(Method::GET, &format!("{}/metrics", server.base), &[], None)
+            .await;
+    let limited_total: f64 = metrics
+        .text
+        .lines()
+        .find_map(|line| line.strip_prefix("graphhooks_graph_rate_limited_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no graphhooks_graph_rate_limited_total in:\n{}",
+                metrics.text
+            )
+        });
+    assert!(limited_total >= 2.0, "{limited_total}");
+}

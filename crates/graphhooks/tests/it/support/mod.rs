@@ -145,6 +145,8 @@ pub fn test_config(ca_path: &std::path::Path, database: &DatabaseUrl) -> Config 
         },
         delivery_timeout: Duration::from_secs(5),
         batch_linger: Duration::from_millis(5),
+        // Tests poll the Graph API in loops; the limit has its own test.
+        graph_rate_limit: 0,
         ..Config::default()
     }
 }
