@@ -416,6 +416,75 @@ async fn a_hanging_callback_does_not_delay_another_app() {
 }
 
 #[tokio::test]
+async fn hanging_callbacks_with_big_backlogs_leave_room_for_other_apps() {
+    // Six subscriptions whose callbacks hang from their first request, each with a backlog of
+    // 4,100: were each to hold a healthy lane's share (4,000 claims), they would fill the
+    // node's 20,000 and nothing else would be claimed until their attempts time out. A lane
+    // holds no more than a first claim's worth (1,000) until one of its attempts succeeds.
+    const CONCURRENCY: usize = 4;
+    let server = TestServer::start_with(Arc::new(TestCa::new()), |config| {
+        config.delivery_timeout = Duration::from_secs(120);
+        config.batch_max = 1;
+        config.callback_concurrency = CONCURRENCY;
+    })
+    .await;
+    let hanging = Receiver::builder()
+        .default_reply(Reply::hang())
+        .start(&server.ca)
+        .await;
+    let mut hanging_apps = Vec::new();
+    for n in 0..6 {
+        let app = server.create_app("live").await;
+        server
+            .subscribe_ok(
+                &app,
+                "application",
+                &["group_install"],
+                &hanging,
+                &format!("/hang{n}"),
+            )
+            .await;
+        hanging_apps.push(app);
+    }
+    let fast_app = server.create_app("live").await;
+    let fast = server.receiver().await;
+    server
+        .subscribe_ok(
+            &fast_app,
+            "application",
+            &["async_requests"],
+            &fast,
+            "/fast",
+        )
+        .await;
+    // `application` needs no grant: each change reaches all six hanging subscriptions. One
+    // object per change, so per-object order lets each lane fill its slots.
+    let backlog: Vec<Value> = (0..4100)
+        .map(|n| change("application", &n.to_string(), "group_install", json!({})))
+        .collect();
+    server.push(backlog).await;
+    for _ in 0..hanging_apps.len() * CONCURRENCY {
+        hanging
+            .next_post(WAIT)
+            .await
+            .expect("every hanging subscription's slots fill up");
+    }
+    server
+        .push(vec![change(
+            "application",
+            &fast_app.id,
+            "async_requests",
+            json!({"fast": true}),
+        )])
+        .await;
+    let post = fast
+        .next_post(WAIT)
+        .await
+        .expect("the healthy app's notification, long before the hanging attempts time out");
+    assert_eq!(values(&post.json())[0]["fast"], true);
+}
+
+#[tokio::test]
 async fn development_apps_only_hear_about_their_own_people() {
     let server = TestServer::start().await;
     let dev = server.create_app("development").await;
