@@ -107,7 +107,8 @@ impl Caller {
     }
 }
 
-/// Authenticates a Graph request from `access_token` or `Authorization: Bearer|OAuth`.
+/// Authenticates a Graph request from `access_token` or `Authorization: Bearer|OAuth`, and
+/// counts it against the caller's `--graph-rate-limit` (code 4 past it).
 pub async fn graph_caller(
     state: &AppState,
     headers: &http::HeaderMap,

@@ -2,17 +2,14 @@
 //! make that many calls per minute, in bursts of up to the same number, after which calls are
 //! answered with Graph error code 4 and a `Retry-After`. The limit is per node: every node of a
 //! shared database counts on its own, like any limiter behind a load balancer without sticky
-//! sessions.
+//! sessions. Only authenticated callers get a key, so the limiter's memory is bounded by the
+//! apps and object tokens that exist.
 
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-
-/// Above this many keys, state of keys whose bucket has refilled is dropped. Only
-/// authenticated callers get a key, so this is reached only with that many active apps.
-const RETAIN_ABOVE: usize = 10_000;
 
 /// Per-caller limiter of Graph API calls; `None` inside when the limit is off.
 pub struct GraphRateLimiter {
@@ -32,12 +29,9 @@ impl GraphRateLimiter {
         let Some(limiter) = &self.limiter else {
             return Ok(());
         };
-        if limiter.len() > RETAIN_ABOVE {
-            limiter.retain_recent();
-        }
         limiter
             .check_key(&key.to_owned())
-            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+            .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
     }
 }
 
