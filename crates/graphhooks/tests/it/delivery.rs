@@ -9,7 +9,7 @@ use graphhooks_testkit::{Receiver, Reply, TestCa};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::{TestServer, WAIT, change, sign256};
+use crate::support::{TestApp, TestServer, WAIT, change, sign256};
 
 /// Every change value in a notification, in order.
 fn values(body: &Value) -> Vec<Value> {
@@ -354,6 +354,39 @@ async fn after_the_retry_window_the_delivery_fails_and_nothing_more_is_sent() {
         .await;
 }
 
+/// The healthy app of the isolation tests: subscribed to `application.async_requests`.
+/// `application` needs no grant, so every subscriber hears every change of a field; the
+/// hanging apps subscribe to another field.
+async fn healthy_app(server: &TestServer) -> (TestApp, Receiver) {
+    let app = server.create_app("live").await;
+    let receiver = server.receiver().await;
+    server
+        .subscribe_ok(&app, "application", &["async_requests"], &receiver, "/fast")
+        .await;
+    (app, receiver)
+}
+
+/// Pushes one change for the healthy app and returns how long its notification took to
+/// arrive (at most [`WAIT`]).
+async fn healthy_app_is_heard(server: &TestServer, app: &TestApp, receiver: &Receiver) -> Duration {
+    let started = Instant::now();
+    server
+        .push(vec![change(
+            "application",
+            &app.id,
+            "async_requests",
+            json!({"fast": true}),
+        )])
+        .await;
+    let post = receiver
+        .next_post(WAIT)
+        .await
+        .expect("the healthy app's notification");
+    let waited = started.elapsed();
+    assert_eq!(values(&post.json())[0]["fast"], true);
+    waited
+}
+
 #[tokio::test]
 async fn a_hanging_callback_does_not_delay_another_app() {
     let server = TestServer::start_with(Arc::new(TestCa::new()), |config| {
@@ -362,26 +395,14 @@ async fn a_hanging_callback_does_not_delay_another_app() {
     })
     .await;
     let slow_app = server.create_app("live").await;
-    let fast_app = server.create_app("live").await;
     let slow = Receiver::builder()
         .default_reply(Reply::hang())
         .start(&server.ca)
         .await;
-    let fast = server.receiver().await;
     server
         .subscribe_ok(&slow_app, "application", &["group_install"], &slow, "/slow")
         .await;
-    // `application` needs no grant, so every subscriber hears every change of a field: the two
-    // apps subscribe to different fields.
-    server
-        .subscribe_ok(
-            &fast_app,
-            "application",
-            &["async_requests"],
-            &fast,
-            "/fast",
-        )
-        .await;
+    let (fast_app, fast) = healthy_app(&server).await;
     // Fill the slow callback's concurrency with hanging requests, plus a backlog.
     for _ in 0..5 {
         server
@@ -394,21 +415,7 @@ async fn a_hanging_callback_does_not_delay_another_app() {
             .await;
         slow.next_post(Duration::from_millis(200)).await;
     }
-    let started = Instant::now();
-    server
-        .push(vec![change(
-            "application",
-            &fast_app.id,
-            "async_requests",
-            json!({"fast": true}),
-        )])
-        .await;
-    let post = fast
-        .next_post(WAIT)
-        .await
-        .expect("the healthy app's notification");
-    let waited = started.elapsed();
-    assert_eq!(values(&post.json())[0]["fast"], true);
+    let waited = healthy_app_is_heard(&server, &fast_app, &fast).await;
     assert!(
         waited < Duration::from_secs(2),
         "the healthy app waited {waited:?}"
@@ -446,17 +453,7 @@ async fn hanging_callbacks_with_big_backlogs_leave_room_for_other_apps() {
             .await;
         hanging_apps.push(app);
     }
-    let fast_app = server.create_app("live").await;
-    let fast = server.receiver().await;
-    server
-        .subscribe_ok(
-            &fast_app,
-            "application",
-            &["async_requests"],
-            &fast,
-            "/fast",
-        )
-        .await;
+    let (fast_app, fast) = healthy_app(&server).await;
     // `application` needs no grant: each change reaches all six hanging subscriptions. One
     // object per change, so per-object order lets each lane fill its slots.
     let backlog: Vec<Value> = (0..4100)
@@ -469,19 +466,8 @@ async fn hanging_callbacks_with_big_backlogs_leave_room_for_other_apps() {
             .await
             .expect("every hanging subscription's slots fill up");
     }
-    server
-        .push(vec![change(
-            "application",
-            &fast_app.id,
-            "async_requests",
-            json!({"fast": true}),
-        )])
-        .await;
-    let post = fast
-        .next_post(WAIT)
-        .await
-        .expect("the healthy app's notification, long before the hanging attempts time out");
-    assert_eq!(values(&post.json())[0]["fast"], true);
+    // Long before the hanging attempts time out (120 s).
+    healthy_app_is_heard(&server, &fast_app, &fast).await;
 }
 
 #[tokio::test]

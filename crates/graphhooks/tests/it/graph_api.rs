@@ -585,7 +585,12 @@ async fn calls_past_the_per_app_limit_get_code_4_and_a_retry_after() {
             .await;
         assert_graph_error(&response, StatusCode::UNAUTHORIZED, 190);
     }
-    for _ in 0..3 {
+    // Three calls: one subscription and two reads.
+    let receiver = server.receiver().await;
+    server
+        .subscribe_ok(&app, "user", &["email"], &receiver, "/limited")
+        .await;
+    for _ in 0..2 {
         subscriptions(&server, &app).await;
     }
     let limited = server
@@ -610,7 +615,8 @@ async fn calls_past_the_per_app_limit_get_code_4_and_a_retry_after() {
         .await;
     assert_graph_error(&limited, StatusCode::TOO_MANY_REQUESTS, 4);
 
-    // Another app has its own allowance; the operator token is not limited.
+    // Another app has its own allowance; the operator token is not limited, and sees that the
+    // refused DELETE removed nothing.
     subscriptions(&server, &other).await;
     for _ in 0..5 {
         let response = server
@@ -622,6 +628,11 @@ async fn calls_past_the_per_app_limit_get_code_4_and_a_retry_after() {
             )
             .await;
         assert_eq!(response.status, StatusCode::OK, "{}", response.text);
+        assert_eq!(
+            response.json["data"][0]["object"], "user",
+            "{}",
+            response.text
+        );
     }
     // The recorder is process-wide and other tests run beside this one, so at least these two.
     let metrics =
