@@ -150,6 +150,51 @@ fn commit_group(connection: &Connection, group: Vec<Job>) {
         drop(group);
         return;
     }
+    let finishes = if group.len() == 1 {
+        match run_alone(connection, group) {
+            Some(finishes) => finishes,
+            None => return,
+        }
+    } else {
+        run_with_savepoints(connection, group)
+    };
+    match run_cached(connection, "COMMIT") {
+        Ok(()) => finishes.into_iter().for_each(|finish| finish(Ok(()))),
+        Err(error) => {
+            let error = map_error(error);
+            tracing::error!(error = %error_chain(&error), "A SQLite commit failed; its writes are rolled back and refused");
+            if let Err(rollback) = connection.execute_batch("ROLLBACK") {
+                tracing::warn!(error = %rollback, "Could not roll back after a failed commit");
+            }
+            finishes.into_iter().for_each(|finish| finish(Err(&error)));
+        }
+    }
+}
+
+/// Runs the only job of a group without a savepoint: if it fails, the whole transaction is
+/// its own to roll back (and `None` says it was). Savepoints are not free: SQLite journals
+/// every page a statement changes inside one, and with an in-memory journal the end of each
+/// statement walks the savepoint's whole journal, which made a job of many statements
+/// (recording hundreds of outcomes) quadratic.
+fn run_alone(connection: &Connection, group: Vec<Job>) -> Option<Vec<Finish>> {
+    let mut finishes = Vec::with_capacity(1);
+    for job in group {
+        let (ok, finish) = (job.work)(connection);
+        if !ok {
+            if let Err(error) = connection.execute_batch("ROLLBACK") {
+                tracing::warn!(error = %error_chain(&map_error(error)), "Could not roll back a failed SQLite write");
+            }
+            // The commit did not fail; the job did, and `finish` answers with its error.
+            finish(Ok(()));
+            return None;
+        }
+        finishes.push(finish);
+    }
+    Some(finishes)
+}
+
+/// Runs each job of a group in its own savepoint, so a failing job rolls back alone.
+fn run_with_savepoints(connection: &Connection, group: Vec<Job>) -> Vec<Finish> {
     let mut finishes = Vec::with_capacity(group.len());
     for job in group {
         // Without its savepoint a failing job could not be undone alone: refuse it instead
@@ -172,17 +217,7 @@ fn commit_group(connection: &Connection, group: Vec<Job>) {
         }
         finishes.push(finish);
     }
-    match run_cached(connection, "COMMIT") {
-        Ok(()) => finishes.into_iter().for_each(|finish| finish(Ok(()))),
-        Err(error) => {
-            let error = map_error(error);
-            tracing::error!(error = %error_chain(&error), "A SQLite commit failed; its writes are rolled back and refused");
-            if let Err(rollback) = connection.execute_batch("ROLLBACK") {
-                tracing::warn!(error = %rollback, "Could not roll back after a failed commit");
-            }
-            finishes.into_iter().for_each(|finish| finish(Err(&error)));
-        }
-    }
+    finishes
 }
 
 /// Runs a statement without parameters through the statement cache (these run several times
