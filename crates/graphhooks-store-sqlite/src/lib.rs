@@ -131,6 +131,16 @@ impl SqliteStore {
             ))
             .store()?;
         schema::migrate(&mut connection)?;
+        // Plans that do not depend on bound values: without this, SQLite marks a statement
+        // whose plan looked at a parameter (to prove a partial index usable) as expired when
+        // the parameter changes, and re-prepares it at its next step; the claim statements
+        // were re-prepared at almost every claim.
+        connection
+            .set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+                true,
+            )
+            .store()?;
         connection.set_prepared_statement_cache_capacity(64);
         let readers = Readers::open(&path, options.readers.max(1))?;
         let writer =
