@@ -9,6 +9,8 @@ use tokio::sync::mpsc;
 
 use super::{Engine, EngineShared};
 
+/// How long the recorder waits for more outcomes after the first before writing.
+const RECORD_LINGER: Duration = Duration::from_millis(5);
 /// Most outcomes written in one call.
 const BATCH: usize = 2000;
 /// Attempts to write one batch that fails for a reason other than storage being unavailable,
@@ -28,6 +30,18 @@ pub(crate) async fn run(
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     while outcomes.recv_many(&mut batch, BATCH).await > 0 {
+        // Outcomes are not urgent (the callback already has its notification), while every
+        // write is a commit: without this wait, batches at 30,000 attempts/s held about ten
+        // outcomes and the store committed 3,400 times a second.
+        let linger_until = tokio::time::Instant::now() + RECORD_LINGER;
+        while batch.len() < BATCH {
+            let room = BATCH - batch.len();
+            match tokio::time::timeout_at(linger_until, outcomes.recv_many(&mut batch, room)).await
+            {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
         let earliest_retry = batch
             .iter()
             .filter_map(|o| match o.next {
