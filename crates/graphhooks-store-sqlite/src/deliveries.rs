@@ -242,11 +242,16 @@ pub(crate) fn next_due_ms(c: &Connection) -> Result<Option<i64>, StoreError> {
 }
 
 pub(crate) fn record(c: &Connection, outcomes: &[AttemptOutcome]) -> Result<(), StoreError> {
-    // Attempts of deliveries deleted meanwhile (their app was deleted) are dropped, not failed on.
+    // A single-row insert: SQLite gives an INSERT ... SELECT or an INSERT OR REPLACE a
+    // statement journal, which showed in profiles. The same attempt recorded twice (its
+    // delivery was sent again before the first outcome was written) keeps the later one.
     let mut insert_attempt = c
         .prepare_cached(
-            "INSERT OR REPLACE INTO attempts (delivery_id, number, time_ms, status, error, latency_ms, response)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = ?1)",
+            "INSERT INTO attempts (delivery_id, number, time_ms, status, error, latency_ms, response)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (delivery_id, number) DO UPDATE SET time_ms = excluded.time_ms,
+               status = excluded.status, error = excluded.error, latency_ms = excluded.latency_ms,
+               response = excluded.response",
         )
         .store()?;
     let mut update = c
@@ -270,6 +275,19 @@ pub(crate) fn record(c: &Connection, outcomes: &[AttemptOutcome]) -> Result<(), 
             NextStep::RetryAt(at) => (DeliveryState::Pending, Some(at)),
             NextStep::Failed => (DeliveryState::Failed, None),
         };
+        let updated = update
+            .execute(params![
+                outcome.delivery_id,
+                state.as_str(),
+                due,
+                outcome.attempt.as_ref().map(|a| a.number),
+                outcome.attempt.as_ref().map(|a| a.time_ms),
+            ])
+            .store()?;
+        // Outcomes of deliveries deleted meanwhile (their app was deleted) are dropped.
+        if updated == 0 {
+            continue;
+        }
         if let Some(attempt) = &outcome.attempt {
             insert_attempt
                 .execute(params![
@@ -293,15 +311,6 @@ pub(crate) fn record(c: &Connection, outcomes: &[AttemptOutcome]) -> Result<(), 
             };
             clocks.insert(&outcome.key, next);
         }
-        update
-            .execute(params![
-                outcome.delivery_id,
-                state.as_str(),
-                due,
-                outcome.attempt.as_ref().map(|a| a.number),
-                outcome.attempt.as_ref().map(|a| a.time_ms),
-            ])
-            .store()?;
     }
     for (key, clock) in clocks {
         let (sql, at) = match clock {
