@@ -15,11 +15,13 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use crate::error::SqlResultExt;
 use crate::rows::corrupt;
 
+/// Stores a delivery due at `now_ms`, claimed already by `claimed_by` when given.
 pub(crate) fn insert(
     c: &Connection,
     planned: &PlannedDelivery,
     test: bool,
     now_ms: i64,
+    claimed_by: Option<&str>,
 ) -> Result<i64, StoreError> {
     let notification = &planned.notification;
     let mut change_ids = String::with_capacity(notification.change_ids.len() * 8);
@@ -33,8 +35,8 @@ pub(crate) fn insert(
     let mut statement = c
         .prepare_cached(
             "INSERT INTO deliveries (app_id, object_type, state, created_time, body, change_ids, first_change_id,
-                                     last_change_id, object_ids, test, due_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                     last_change_id, object_ids, test, due_ms, claimed_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )
         .store()?;
     statement
@@ -50,6 +52,7 @@ pub(crate) fn insert(
             object_ids,
             test,
             now_ms,
+            claimed_by,
         ])
         .store()?;
     Ok(c.last_insert_rowid())
@@ -189,6 +192,17 @@ pub(crate) fn claim_due(
         }
     }
     claimed.sort_by_key(|(due, delivery)| (*due, delivery.id));
+    let mut out: Vec<ClaimedDelivery> = claimed.into_iter().map(|(_, d)| d).collect();
+    attach_targets(c, &mut out, now_ms)?;
+    Ok(out)
+}
+
+/// Fills in where each claimed delivery goes, as of now (one lookup per subscription).
+pub(crate) fn attach_targets(
+    c: &Connection,
+    claimed: &mut [ClaimedDelivery],
+    now_ms: i64,
+) -> Result<(), StoreError> {
     let mut targets: HashMap<SubscriptionKey, Option<DeliveryTarget>> = HashMap::new();
     let mut lookup = c
         .prepare_cached(
@@ -198,8 +212,7 @@ pub(crate) fn claim_due(
              WHERE s.app_id = ?1 AND s.object_type = ?2",
         )
         .store()?;
-    let mut out = Vec::with_capacity(claimed.len());
-    for (_, mut delivery) in claimed {
+    for delivery in claimed {
         if !targets.contains_key(&delivery.key) {
             let target = lookup
                 .query_row(
@@ -219,9 +232,8 @@ pub(crate) fn claim_due(
             targets.insert(delivery.key.clone(), target);
         }
         delivery.target = targets.get(&delivery.key).cloned().flatten();
-        out.push(delivery);
     }
-    Ok(out)
+    Ok(())
 }
 
 pub(crate) fn next_due_ms(c: &Connection) -> Result<Option<i64>, StoreError> {

@@ -6,9 +6,14 @@
 use std::collections::{BTreeSet, HashMap};
 
 use graphhooks_core::catalog::GrantMode;
+use graphhooks_core::fanout::PlannedDelivery;
 use graphhooks_core::fanout::{FanoutFacts, Subscriber};
+use graphhooks_core::model::DeliveryState;
 use graphhooks_core::model::{AppMode, Change};
-use graphhooks_store::{ExplainApp, ExplainFacts, FanoutReport, Planner, ReplayReport, StoreError};
+use graphhooks_store::{
+    ClaimRequest, ClaimedDelivery, ExplainApp, ExplainFacts, FanoutReport, Planner, ReplayReport,
+    StoreError, SubscriptionKey,
+};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::changes::{self, CHANGE_COLUMNS};
@@ -20,12 +25,15 @@ fn json_list<T: serde::Serialize>(items: &T) -> Result<String, StoreError> {
     serde_json::to_string(items).map_err(StoreError::other)
 }
 
+/// One fan-out round; with `claim`, also claims for that node the round's new deliveries its
+/// request has room for (see [`Handover`]).
 pub(crate) fn run(
     c: &Connection,
     limit: usize,
     now_ms: i64,
     planner: &Planner,
-) -> Result<FanoutReport, StoreError> {
+    claim: Option<(&str, &ClaimRequest)>,
+) -> Result<(FanoutReport, Vec<ClaimedDelivery>), StoreError> {
     let cursor: i64 = c
         .query_row(
             "SELECT last_change_id FROM fanout_cursor WHERE id = 1",
@@ -48,25 +56,137 @@ pub(crate) fn run(
     let more = batch.len() > limit;
     batch.truncate(limit);
     let Some(last) = batch.last().map(|change| change.id) else {
-        return Ok(FanoutReport::default());
+        return Ok((FanoutReport::default(), Vec::new()));
     };
 
     let facts = gather_facts(c, &batch)?;
     let planned = planner(&batch, &facts);
-    for delivery in &planned {
-        deliveries::insert(c, delivery, false, now_ms)?;
-    }
     ensure_lanes(c, &planned)?;
+    let report = FanoutReport {
+        changes: batch.len(),
+        deliveries: planned.len(),
+        more,
+    };
+    let mut handover = match claim {
+        Some((node, request)) => Handover::new(c, node, request, &planned)?,
+        None => Handover::default(),
+    };
+    let mut claimed = Vec::new();
+    for delivery in planned {
+        let claimed_by = handover.take(&delivery);
+        let id = deliveries::insert(c, &delivery, false, now_ms, claimed_by)?;
+        if claimed_by.is_some() {
+            claimed.push(ClaimedDelivery {
+                id,
+                key: SubscriptionKey {
+                    app_id: delivery.app_id,
+                    object_type: delivery.object_type,
+                },
+                body: delivery.notification.body,
+                object_ids: delivery.notification.object_ids,
+                attempts_made: 0,
+                first_attempt_ms: None,
+                target: None,
+                test: false,
+            });
+        }
+    }
+    deliveries::attach_targets(c, &mut claimed, now_ms)?;
     c.execute(
         "UPDATE fanout_cursor SET last_change_id = ?1 WHERE id = 1",
         [last],
     )
     .store()?;
-    Ok(FanoutReport {
-        changes: batch.len(),
-        deliveries: planned.len(),
-        more,
-    })
+    Ok((report, claimed))
+}
+
+/// Which of a round's new deliveries are claimed as they are stored, and for which node.
+///
+/// A claim would read back and rewrite rows this round has just written; claiming them as
+/// they are written saves both. Only what a claim would have taken is taken: the node's room
+/// per lane (from its claim request), in lanes the node owns or that nobody owns (adopted
+/// here), and only in lanes with no older deliveries waiting unclaimed, which a claim would
+/// have taken first. Paused subscriptions' deliveries are never claimed.
+#[derive(Default)]
+struct Handover<'a> {
+    node: Option<&'a str>,
+    /// Room left per lane that may take deliveries.
+    room: HashMap<(String, String), usize>,
+    /// Room left in all.
+    total: usize,
+}
+
+impl<'a> Handover<'a> {
+    fn new(
+        c: &Connection,
+        node: &'a str,
+        request: &ClaimRequest,
+        planned: &[PlannedDelivery],
+    ) -> Result<Handover<'a>, StoreError> {
+        let mut room = HashMap::new();
+        let lanes: BTreeSet<(&str, &str)> = planned
+            .iter()
+            .filter(|d| d.state == DeliveryState::Pending)
+            .map(|d| (d.app_id.as_str(), d.object_type.as_str()))
+            .collect();
+        for (app_id, object_type) in lanes {
+            let limit = request
+                .lanes
+                .iter()
+                .find(|l| l.key.app_id == app_id && l.key.object_type == object_type)
+                .map_or(request.other_limit, |l| l.limit);
+            if limit == 0 {
+                continue;
+            }
+            let older_waiting: bool = c
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM deliveries WHERE app_id = ?1 AND object_type = ?2
+                                    AND state = 'pending' AND claimed_by IS NULL)",
+                )
+                .store()?
+                .query_row(params![app_id, object_type], |r| r.get(0))
+                .store()?;
+            if older_waiting {
+                continue;
+            }
+            let owned = c
+                .prepare_cached(
+                    "UPDATE lanes SET node_id = ?3
+                     WHERE app_id = ?1 AND object_type = ?2 AND (node_id IS NULL OR node_id = ?3)",
+                )
+                .store()?
+                .execute(params![app_id, object_type, node])
+                .store()?;
+            if owned == 1 {
+                room.insert((app_id.to_owned(), object_type.to_owned()), limit);
+            }
+        }
+        Ok(Handover {
+            node: Some(node),
+            room,
+            total: request.total,
+        })
+    }
+
+    /// The node to claim `delivery` for, if it is taken.
+    fn take(&mut self, delivery: &PlannedDelivery) -> Option<&'a str> {
+        if self.total == 0 || delivery.state != DeliveryState::Pending {
+            return None;
+        }
+        // Lookups by borrowed key would need a key type of their own; a round has few lanes.
+        let room = self
+            .room
+            .iter_mut()
+            .find_map(|((app_id, object_type), room)| {
+                (*app_id == delivery.app_id && *object_type == delivery.object_type).then_some(room)
+            })?;
+        if *room == 0 {
+            return None;
+        }
+        *room -= 1;
+        self.total -= 1;
+        self.node
+    }
 }
 
 pub(crate) fn gather_facts(c: &Connection, batch: &[Change]) -> Result<FanoutFacts, StoreError> {
@@ -283,7 +403,7 @@ pub(crate) fn replay(
         let planned = planner(&page, &facts);
         for delivery in &planned {
             report.changes += delivery.notification.change_ids.len();
-            deliveries::insert(c, delivery, false, now_ms)?;
+            deliveries::insert(c, delivery, false, now_ms, None)?;
         }
         ensure_lanes(c, &planned)?;
         report.deliveries += planned.len();

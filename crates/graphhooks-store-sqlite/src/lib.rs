@@ -375,7 +375,24 @@ impl Store for SqliteStore {
         planner: Planner,
     ) -> StoreResult<FanoutReport> {
         self.writer
-            .write_relaxed(move |c| fanout::run(c, limit, now_ms, &planner))
+            .write_relaxed(move |c| fanout::run(c, limit, now_ms, &planner, None))
+            .await
+            .map(|(report, _)| report)
+    }
+
+    async fn fan_out_and_claim(
+        &self,
+        limit: usize,
+        now_ms: i64,
+        planner: Planner,
+        node: &str,
+        request: &ClaimRequest,
+    ) -> StoreResult<(FanoutReport, Vec<ClaimedDelivery>)> {
+        let (node, request) = (node.to_owned(), request.clone());
+        self.writer
+            .write_relaxed(move |c| {
+                fanout::run(c, limit, now_ms, &planner, Some((&node, &request)))
+            })
             .await
     }
 
@@ -393,7 +410,7 @@ impl Store for SqliteStore {
     async fn insert_delivery(&self, delivery: NewDelivery, now_ms: i64) -> StoreResult<i64> {
         self.writer
             .write(move |c| {
-                let id = deliveries::insert(c, &delivery.planned, delivery.test, now_ms)?;
+                let id = deliveries::insert(c, &delivery.planned, delivery.test, now_ms, None)?;
                 deliveries::ensure_lane(
                     c,
                     &delivery.planned.app_id,

@@ -16,3 +16,11 @@ async fn sqlite() -> Fixture {
 }
 
 graphhooks_store::store_conformance!(sqlite);
+
+/// SQLite claims a round's new work as it writes it (the engine's handover).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fan_out_hands_over_into_an_empty_lane() {
+    let fixture = sqlite().await;
+    graphhooks_store::conformance::fan_out_hands_over_into_an_empty_lane(fixture.store.clone())
+        .await;
+}

@@ -47,6 +47,7 @@ macro_rules! store_conformance {
             changes_get_increasing_ids,
             fan_out_creates_each_delivery_once,
             fan_out_applies_grants_permissions_and_modes,
+            fan_out_claims_only_what_a_claim_would_take,
             claims_are_exclusive_and_outcomes_are_recorded,
             a_lane_asked_for_nothing_is_not_claimed,
             retries_become_due_at_their_time,
@@ -493,6 +494,160 @@ pub async fn fan_out_creates_each_delivery_once(store: Arc<dyn Store>) {
         "stored as escaped text"
     );
     assert_eq!(ids.len(), 5);
+}
+
+/// A round that claims as it writes takes only what a claim would: nothing in a lane with older
+/// work waiting or asked for nothing, and what it takes is claimed exclusively, with its target.
+/// (A store that hands nothing over passes as long as claims then find the work.)
+pub async fn fan_out_claims_only_what_a_claim_would_take(store: Arc<dyn Store>) {
+    basic(&*store).await;
+    let delivered = |ids: Vec<i64>| {
+        ids.into_iter()
+            .map(|delivery_id| AttemptOutcome {
+                delivery_id,
+                key: key("1", "user"),
+                attempt: Some(attempt(1, 2_500, Some(200))),
+                next: NextStep::Delivered,
+            })
+            .collect::<Vec<_>>()
+    };
+    // Older work waits unclaimed in the lane: the round must not overtake it.
+    let older = store
+        .insert_delivery(planned("1", "user", "u1"), 1_000)
+        .await
+        .unwrap();
+    store
+        .insert_changes(vec![change("user", "u1", "email", None)])
+        .await
+        .unwrap();
+    let (report, claimed) = store
+        .fan_out_and_claim(100, 2_000, planner(), "a", &ClaimRequest::any(10))
+        .await
+        .unwrap();
+    assert_eq!(report.deliveries, 1);
+    assert!(claimed.is_empty(), "older work of the lane goes first");
+    let both = store
+        .claim_due("a", 2_000, &ClaimRequest::any(10))
+        .await
+        .unwrap();
+    assert_eq!(both.len(), 2);
+    assert_eq!(both[0].id, older, "oldest first");
+    store
+        .record_outcomes(delivered(both.iter().map(|d| d.id).collect()))
+        .await
+        .unwrap();
+
+    // A lane asked for nothing is not taken from.
+    store
+        .insert_changes(vec![change("user", "u1", "email", None)])
+        .await
+        .unwrap();
+    let nothing_for_user = ClaimRequest {
+        lanes: vec![LaneClaim {
+            key: key("1", "user"),
+            limit: 0,
+        }],
+        other_limit: 10,
+        total: 10,
+    };
+    let (_, claimed) = store
+        .fan_out_and_claim(100, 3_000, planner(), "a", &nothing_for_user)
+        .await
+        .unwrap();
+    assert!(claimed.is_empty());
+    let left = store
+        .claim_due("a", 3_000, &ClaimRequest::any(10))
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1);
+    store
+        .record_outcomes(delivered(vec![left[0].id]))
+        .await
+        .unwrap();
+
+    // An empty lane with room: the round's work is claimed as it is written, or left to claims.
+    store
+        .insert_changes(vec![change("user", "u1", "email", None)])
+        .await
+        .unwrap();
+    let (report, claimed) = store
+        .fan_out_and_claim(100, 4_000, planner(), "a", &ClaimRequest::any(10))
+        .await
+        .unwrap();
+    assert_eq!(report.deliveries, 1);
+    let later = store
+        .claim_due("a", 4_000, &ClaimRequest::any(10))
+        .await
+        .unwrap();
+    let taken = if claimed.is_empty() {
+        assert_eq!(later.len(), 1, "left for claims");
+        later
+    } else {
+        assert!(later.is_empty(), "claimed once");
+        assert_eq!(store.next_due_ms().await.unwrap(), None);
+        claimed
+    };
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].attempts_made, 0);
+    assert_eq!(taken[0].object_ids, vec!["u1".to_owned()]);
+    let target = taken[0].target.as_ref().unwrap();
+    assert_eq!(target.callback_url, "https://example.com/1");
+    assert_eq!(target.secret, SECRET);
+    store
+        .record_outcomes(delivered(vec![taken[0].id]))
+        .await
+        .unwrap();
+    let delivery = store.delivery(taken[0].id).await.unwrap().unwrap();
+    assert_eq!(delivery.state, DeliveryState::Delivered);
+}
+
+/// For stores that claim as they fan out (SQLite; optional, so not in
+/// [`store_conformance!`](crate::store_conformance)): a round's work in an empty lane with room
+/// is claimed as it is written, up to the room, and a paused subscription's work never is.
+pub async fn fan_out_hands_over_into_an_empty_lane(store: Arc<dyn Store>) {
+    basic(&*store).await;
+    store
+        .insert_changes(vec![change("user", "u1", "email", None)])
+        .await
+        .unwrap();
+    let (report, claimed) = store
+        .fan_out_and_claim(100, 1_000, planner(), "a", &ClaimRequest::any(10))
+        .await
+        .unwrap();
+    assert_eq!((report.changes, report.deliveries), (1, 1));
+    assert_eq!(claimed.len(), 1, "claimed as written");
+    assert_eq!(claimed[0].key, key("1", "user"));
+    assert!(claimed[0].body.contains(r"caf\u00e9"));
+
+    // Room for none in all: nothing taken.
+    store
+        .insert_changes(vec![change("user", "u1", "email", None)])
+        .await
+        .unwrap();
+    let (_, claimed) = store
+        .fan_out_and_claim(100, 2_000, planner(), "a", &ClaimRequest::any(0))
+        .await
+        .unwrap();
+    assert!(claimed.is_empty());
+    let left = store
+        .claim_due("a", 2_000, &ClaimRequest::any(10))
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1);
+
+    let mut paused = subscription("1", "user", &["email", "name"]);
+    paused.status = SubscriptionStatus::Paused;
+    store.put_subscription(paused).await.unwrap();
+    store
+        .insert_changes(vec![change("user", "u1", "email", None)])
+        .await
+        .unwrap();
+    let (report, claimed) = store
+        .fan_out_and_claim(100, 3_000, planner(), "a", &ClaimRequest::any(10))
+        .await
+        .unwrap();
+    assert_eq!(report.deliveries, 1);
+    assert!(claimed.is_empty(), "paused work waits for the resume");
 }
 
 /// Fan-out gathers grants, permissions, roles and modes for the planner.

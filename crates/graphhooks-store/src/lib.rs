@@ -168,6 +168,23 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
         planner: Planner,
     ) -> StoreResult<FanoutReport>;
+    /// [`Store::fan_out`], and in the same transaction claims for `node` those of the round's
+    /// new deliveries that `request` has room for, as [`Store::claim_due`] would have claimed
+    /// them: in lanes the node owns or adopts, and only where no older delivery of the lane
+    /// waits unclaimed (it would have gone first). Saves reading back and rewriting what the
+    /// round has just written; the engine uses it on stores only it writes to. A store may
+    /// claim nothing here (the default); its deliveries are then claimed as usual.
+    async fn fan_out_and_claim(
+        &self,
+        limit: usize,
+        now_ms: i64,
+        planner: Planner,
+        node: &str,
+        request: &ClaimRequest,
+    ) -> StoreResult<(FanoutReport, Vec<ClaimedDelivery>)> {
+        let _ = (node, request);
+        Ok((self.fan_out(limit, now_ms, planner).await?, Vec::new()))
+    }
     /// Everything needed to explain one change, for one app or all apps.
     async fn explain_facts(
         &self,

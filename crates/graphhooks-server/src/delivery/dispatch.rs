@@ -14,7 +14,7 @@ use graphhooks_store::{
     AttemptOutcome, ClaimRequest, ClaimedDelivery, LaneClaim, NextStep, StoreResult,
     SubscriptionKey,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::{Id, JoinError, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -89,6 +89,16 @@ impl Lane {
         }
         None
     }
+}
+
+/// Messages from fan-out, which claims new work as it writes it (see [`super`]).
+pub(crate) enum Handover {
+    /// Fan-out is about to write a round: what room is there? `None` is "take nothing". An
+    /// offer made is outstanding until its [`Handover::Claimed`] arrives: no claim starts
+    /// meanwhile, so work handed over never overtakes older work a claim would bring.
+    Ask(oneshot::Sender<Option<ClaimRequest>>),
+    /// What the round claimed under the last offer (empty if it failed).
+    Claimed(Vec<ClaimedDelivery>),
 }
 
 /// What a finished send task hands back.
@@ -512,7 +522,11 @@ impl Dispatcher {
 
 /// Runs until `shutdown`, then finishes in-flight attempts for a grace period, records them and
 /// releases every claim this node still holds.
-pub(crate) async fn run(shared: Arc<EngineShared>, shutdown: CancellationToken) {
+pub(crate) async fn run(
+    shared: Arc<EngineShared>,
+    shutdown: CancellationToken,
+    mut handover: mpsc::UnboundedReceiver<Handover>,
+) {
     let mut registered = shared.registered.subscribe();
     tokio::select! {
         result = registered.wait_for(|registered| *registered) => {
@@ -546,15 +560,17 @@ pub(crate) async fn run(shared: Arc<EngineShared>, shutdown: CancellationToken) 
     let mut claim: Option<tokio::task::JoinHandle<(StoreResult<Vec<ClaimedDelivery>>, usize)>> =
         None;
     let mut wake = Instant::now() + IDLE_POLL;
+    // An offer to fan-out is outstanding (see `Handover::Ask`).
+    let mut offered = false;
     loop {
         if shared.reaped.swap(false, Ordering::AcqRel) {
             dispatcher.drop_queued();
             claim_wanted = true;
         }
         dispatcher.drop_paused_lanes();
-        if claim.is_none() {
-            // Neither may run while a claim is under way: it could release what the claim
-            // is about to hand over.
+        if claim.is_none() && !offered {
+            // Neither may run while a claim or a handover is under way: it could release
+            // what the claim is about to hand over.
             dispatcher.release_idle_lanes().await;
             dispatcher.reconcile().await;
             if claim_wanted && !shutdown.is_cancelled() {
@@ -597,6 +613,22 @@ pub(crate) async fn run(shared: Arc<EngineShared>, shutdown: CancellationToken) 
                     wake = dispatcher.next_wake().await;
                 }
             }
+            Some(message) = handover.recv() => match message {
+                Handover::Ask(reply) => {
+                    let offer = (claim.is_none() && !offered && !shutdown.is_cancelled())
+                        .then(|| dispatcher.claim_request())
+                        .flatten();
+                    offered = offer.is_some();
+                    if reply.send(offer).is_err() {
+                        offered = false;
+                    }
+                }
+                Handover::Claimed(claimed) => {
+                    offered = false;
+                    let total = claimed.len().saturating_add(1);
+                    dispatcher.accept_claim(Ok(claimed), total);
+                }
+            },
             () = shared.work.notified() => claim_wanted = true,
             () = tokio::time::sleep_until(wake) => {
                 claim_wanted = true;
@@ -608,6 +640,8 @@ pub(crate) async fn run(shared: Arc<EngineShared>, shutdown: CancellationToken) 
         // Its claims, if it committed, are released with the rest below.
         claim.abort();
     }
+    // Fan-out waiting for an answer gets "nothing" and writes its round unclaimed.
+    drop(handover);
 
     let grace = shared.config.delivery_timeout.min(Duration::from_secs(10));
     let deadline = Instant::now() + grace;

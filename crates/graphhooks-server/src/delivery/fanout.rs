@@ -6,10 +6,13 @@ use std::time::Duration;
 
 use graphhooks_core::fanout::plan;
 use graphhooks_core::wire::BatchLimits;
+use graphhooks_store::ClaimRequest;
 use graphhooks_store::Planner;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::EngineShared;
+use super::dispatch::Handover;
 use crate::clock::{now_ms, now_s};
 
 /// Most changes one round takes; bounds how long a round holds the store's write lock.
@@ -19,7 +22,12 @@ const ROUND_LIMIT: usize = 5000;
 const POLL: Duration = Duration::from_millis(500);
 
 /// Runs until `shutdown`. Changes left unprocessed stay durable and are processed next start.
-pub(crate) async fn run(shared: Arc<EngineShared>, shutdown: CancellationToken) {
+/// With `handover`, each round claims for dispatch what dispatch has room for.
+pub(crate) async fn run(
+    shared: Arc<EngineShared>,
+    shutdown: CancellationToken,
+    handover: Option<mpsc::UnboundedSender<Handover>>,
+) {
     let limits = BatchLimits {
         max_changes: shared.config.batch_max,
         max_bytes: graphhooks_core::MAX_BODY_BYTES,
@@ -44,11 +52,43 @@ pub(crate) async fn run(shared: Arc<EngineShared>, shutdown: CancellationToken) 
             }
         }
         loop {
-            match shared
-                .store
-                .fan_out(ROUND_LIMIT, now_ms(), planner.clone())
-                .await
+            let offer = match &handover {
+                Some(handover) => ask_for_room(handover).await,
+                None => None,
+            };
+            let result = match &offer {
+                Some(request) => {
+                    shared
+                        .store
+                        .fan_out_and_claim(
+                            ROUND_LIMIT,
+                            now_ms(),
+                            planner.clone(),
+                            &shared.node_id,
+                            request,
+                        )
+                        .await
+                }
+                None => shared
+                    .store
+                    .fan_out(ROUND_LIMIT, now_ms(), planner.clone())
+                    .await
+                    .map(|report| (report, Vec::new())),
+            };
+            // An offer is answered whatever happened, so dispatch can claim again.
+            let (result, handed) = match result {
+                Ok((report, claimed)) => (Ok(report), claimed),
+                Err(error) => (Err(error), Vec::new()),
+            };
+            let handed_over = handed.len();
+            if offer.is_some()
+                && let Some(handover) = &handover
             {
+                // Dispatch stopped: what this round claimed is released with the rest of
+                // this node's claims (at shutdown, or at the next start).
+                let _ = handover.send(Handover::Claimed(handed));
+            }
+            match result {
                 Ok(report) => {
                     if report.changes > 0 {
                         metrics::counter!("graphhooks_changes_fanned_out_total")
@@ -63,6 +103,8 @@ pub(crate) async fn run(shared: Arc<EngineShared>, shutdown: CancellationToken) 
                     if report.deliveries > 0 {
                         metrics::counter!("graphhooks_deliveries_created_total")
                             .increment(report.deliveries as u64);
+                    }
+                    if report.deliveries > handed_over {
                         shared.work.notify_one();
                     }
                     if !report.more {
@@ -81,4 +123,12 @@ pub(crate) async fn run(shared: Arc<EngineShared>, shutdown: CancellationToken) 
             }
         }
     }
+}
+
+/// Asks dispatch how much of the next round it can take; `None` when it takes nothing now (a
+/// claim is under way, or it has no room, or it has stopped).
+async fn ask_for_room(handover: &mpsc::UnboundedSender<Handover>) -> Option<ClaimRequest> {
+    let (reply, offer) = oneshot::channel();
+    handover.send(Handover::Ask(reply)).ok()?;
+    offer.await.ok().flatten()
 }
