@@ -140,7 +140,7 @@ impl Cli {
         };
         Sizes {
             batched_changes: pick(self.batched_changes, 200_000, 3_000),
-            unbatched_changes: pick(self.unbatched_changes, 100_000, 1_000),
+            unbatched_changes: pick(self.unbatched_changes, 200_000, 1_000),
             changes_per_request: self.changes_per_request,
             clients: self.clients,
             users: self.users,
