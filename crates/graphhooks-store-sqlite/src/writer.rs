@@ -197,6 +197,17 @@ fn run_alone(connection: &Connection, group: Vec<Job>) -> Option<Vec<Finish>> {
 fn run_with_savepoints(connection: &Connection, group: Vec<Job>) -> Vec<Finish> {
     let mut finishes = Vec::with_capacity(group.len());
     for job in group {
+        // Some errors (disk full, I/O, out of memory) make SQLite roll back the whole
+        // transaction, not just the savepoint. The jobs left must not run: outside a
+        // transaction each SAVEPOINT/RELEASE would commit on its own while the COMMIT below
+        // fails. Dropping them answers their callers with `Unavailable`; the jobs already run
+        // hear that the commit failed.
+        if connection.is_autocommit() {
+            tracing::warn!(
+                "SQLite rolled back the whole transaction; the rest of the group is refused"
+            );
+            break;
+        }
         // Without its savepoint a failing job could not be undone alone: refuse it instead
         // (dropping it answers its caller with `Unavailable`).
         if let Err(error) = run_cached(connection, "SAVEPOINT job") {
@@ -224,4 +235,83 @@ fn run_with_savepoints(connection: &Connection, group: Vec<Job>) -> Vec<Finish> 
 /// per commit group; parsing them each time showed in profiles).
 fn run_cached(connection: &Connection, sql: &str) -> rusqlite::Result<()> {
     connection.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A job whose `finish` reports whether it ran and committed; the receiver is closed, with
+    /// nothing sent, if the job was refused without running.
+    fn job(
+        durable: bool,
+        run: impl FnOnce(&Connection) -> bool + Send + 'static,
+    ) -> (Job, mpsc::Receiver<bool>) {
+        let (tell, told) = mpsc::channel();
+        let work: Work = Box::new(move |connection| {
+            let ok = run(connection);
+            let finish: Finish = Box::new(move |commit| {
+                let _ = tell.send(ok && commit.is_ok());
+            });
+            (ok, finish)
+        });
+        (Job { durable, work }, told)
+    }
+
+    #[test]
+    fn after_sqlite_rolls_back_the_whole_transaction_the_rest_of_the_group_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("writer.db");
+        let connection = Connection::open(&path).unwrap();
+        connection
+            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER)")
+            .unwrap();
+        // The first job ends the transaction the way SQLITE_FULL or an I/O error does.
+        let (aborting, aborted) = job(false, |c| {
+            c.execute_batch("INSERT INTO t VALUES (1); ROLLBACK")
+                .unwrap();
+            false
+        });
+        let (after, after_told) = job(false, |c| c.execute("INSERT INTO t VALUES (2)", []).is_ok());
+        commit_group(&connection, vec![aborting, after]);
+
+        assert_eq!(aborted.recv().ok(), Some(false));
+        assert!(
+            after_told.recv().is_err(),
+            "the job after the rollback is refused, not run"
+        );
+        let reader = Connection::open(&path).unwrap();
+        let rows: i64 = reader
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 0, "nothing committed on its own");
+        assert!(connection.is_autocommit(), "no transaction left open");
+    }
+
+    #[test]
+    fn a_job_alone_that_fails_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("writer.db");
+        let connection = Connection::open(&path).unwrap();
+        connection
+            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER)")
+            .unwrap();
+        let (failing, told) = job(false, |c| {
+            c.execute("INSERT INTO t VALUES (1)", []).unwrap();
+            false
+        });
+        commit_group(&connection, vec![failing]);
+        assert_eq!(told.recv().ok(), Some(false));
+        let (next, next_told) = job(false, |c| c.execute("INSERT INTO t VALUES (2)", []).is_ok());
+        commit_group(&connection, vec![next]);
+        assert_eq!(next_told.recv().ok(), Some(true));
+        let rows: Vec<i64> = connection
+            .prepare("SELECT x FROM t")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows, vec![2], "the failed job's insert was rolled back");
+    }
 }
