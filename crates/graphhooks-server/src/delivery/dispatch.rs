@@ -562,6 +562,7 @@ pub(crate) async fn run(
     let mut wake = Instant::now() + IDLE_POLL;
     // An offer to fan-out is outstanding (see `Handover::Ask`).
     let mut offered = false;
+    let mut handover_closed = false;
     loop {
         if shared.reaped.swap(false, Ordering::AcqRel) {
             dispatcher.drop_queued();
@@ -613,17 +614,23 @@ pub(crate) async fn run(
                     wake = dispatcher.next_wake().await;
                 }
             }
-            Some(message) = handover.recv() => match message {
-                Handover::Ask(reply) => {
+            message = handover.recv(), if !handover_closed => match message {
+                // Fan-out has stopped (or failed): an offer it held will not be answered.
+                None => {
+                    handover_closed = true;
+                    offered = false;
+                }
+                Some(Handover::Ask(reply)) => {
                     let offer = (claim.is_none() && !offered && !shutdown.is_cancelled())
                         .then(|| dispatcher.claim_request())
                         .flatten();
-                    offered = offer.is_some();
-                    if reply.send(offer).is_err() {
-                        offered = false;
+                    let made = offer.is_some();
+                    // A fan-out gone before hearing the answer sends no `Claimed`.
+                    if reply.send(offer).is_ok() && made {
+                        offered = true;
                     }
                 }
-                Handover::Claimed(claimed) => {
+                Some(Handover::Claimed(claimed)) => {
                     offered = false;
                     let total = claimed.len().saturating_add(1);
                     dispatcher.accept_claim(Ok(claimed), total);
