@@ -619,21 +619,45 @@ pub async fn fan_out_hands_over_into_an_empty_lane(store: Arc<dyn Store>) {
     assert_eq!(claimed[0].key, key("1", "user"));
     assert!(claimed[0].body.contains(r"caf\u00e9"));
 
-    // Room for none in all: nothing taken.
+    // Three new deliveries in the lane and room for two in all: the two oldest are taken.
     store
-        .insert_changes(vec![change("user", "u1", "email", None)])
+        .insert_changes(
+            (0..3)
+                .map(|_| change("user", "u1", "email", None))
+                .collect(),
+        )
         .await
         .unwrap();
-    let (_, claimed) = store
-        .fan_out_and_claim(100, 2_000, planner(), "a", &ClaimRequest::any(0))
+    let one_per_delivery: Planner = Arc::new(|changes, facts| {
+        let limits = BatchLimits {
+            max_changes: 1,
+            ..BatchLimits::default()
+        };
+        plan(changes, facts, 1_700_000_001, limits)
+    });
+    let room_for_two = ClaimRequest {
+        lanes: vec![LaneClaim {
+            key: key("1", "user"),
+            limit: 10,
+        }],
+        other_limit: 10,
+        total: 2,
+    };
+    let (report, claimed) = store
+        .fan_out_and_claim(100, 2_000, one_per_delivery, "a", &room_for_two)
         .await
         .unwrap();
-    assert!(claimed.is_empty());
+    assert_eq!(report.deliveries, 3);
+    assert_eq!(claimed.len(), 2);
     let left = store
         .claim_due("a", 2_000, &ClaimRequest::any(10))
         .await
         .unwrap();
     assert_eq!(left.len(), 1);
+    assert!(
+        claimed.iter().all(|c| c.id < left[0].id),
+        "the oldest are taken"
+    );
 
     let mut paused = subscription("1", "user", &["email", "name"]);
     paused.status = SubscriptionStatus::Paused;
