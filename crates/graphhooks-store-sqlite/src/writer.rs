@@ -258,14 +258,20 @@ mod tests {
         (Job { durable, work }, told)
     }
 
-    #[test]
-    fn after_sqlite_rolls_back_the_whole_transaction_the_rest_of_the_group_is_refused() {
+    /// A scratch database with one table `t (x)`: its directory, path and a connection.
+    fn scratch() -> (tempfile::TempDir, std::path::PathBuf, Connection) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("writer.db");
         let connection = Connection::open(&path).unwrap();
         connection
             .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER)")
             .unwrap();
+        (dir, path, connection)
+    }
+
+    #[test]
+    fn after_sqlite_rolls_back_the_whole_transaction_the_rest_of_the_group_is_refused() {
+        let (_dir, path, connection) = scratch();
         // The first job ends the transaction the way SQLITE_FULL or an I/O error does.
         let (aborting, aborted) = job(false, |c| {
             c.execute_batch("INSERT INTO t VALUES (1); ROLLBACK")
@@ -290,12 +296,7 @@ mod tests {
 
     #[test]
     fn a_job_alone_that_fails_leaves_nothing_behind() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("writer.db");
-        let connection = Connection::open(&path).unwrap();
-        connection
-            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER)")
-            .unwrap();
+        let (_dir, _path, connection) = scratch();
         let (failing, told) = job(false, |c| {
             c.execute("INSERT INTO t VALUES (1)", []).unwrap();
             false

@@ -129,6 +129,24 @@ fn planner() -> Planner {
     Arc::new(|changes, facts| plan(changes, facts, 1_700_000_001, BatchLimits::default()))
 }
 
+/// Accepts one change to user `u1`'s email, then runs a fan-out round that claims for node `a`
+/// what `request` has room for, planned by `planner`.
+async fn change_handed_over(
+    store: &dyn Store,
+    now_ms: i64,
+    planner: Planner,
+    request: &ClaimRequest,
+) -> (crate::FanoutReport, Vec<crate::ClaimedDelivery>) {
+    store
+        .insert_changes(vec![change("user", "u1", "email", None)])
+        .await
+        .unwrap();
+    store
+        .fan_out_and_claim(100, now_ms, planner, "a", request)
+        .await
+        .unwrap()
+}
+
 /// Seeds the catalog, one live app `1` subscribed to user.email/name with a grant for user `u1`.
 async fn basic(store: &dyn Store) {
     store.seed_object_types(builtin()).await.unwrap();
@@ -516,14 +534,8 @@ pub async fn fan_out_claims_only_what_a_claim_would_take(store: Arc<dyn Store>) 
         .insert_delivery(planned("1", "user", "u1"), 1_000)
         .await
         .unwrap();
-    store
-        .insert_changes(vec![change("user", "u1", "email", None)])
-        .await
-        .unwrap();
-    let (report, claimed) = store
-        .fan_out_and_claim(100, 2_000, planner(), "a", &ClaimRequest::any(10))
-        .await
-        .unwrap();
+    let (report, claimed) =
+        change_handed_over(&*store, 2_000, planner(), &ClaimRequest::any(10)).await;
     assert_eq!(report.deliveries, 1);
     assert!(claimed.is_empty(), "older work of the lane goes first");
     let both = store
@@ -566,14 +578,8 @@ pub async fn fan_out_claims_only_what_a_claim_would_take(store: Arc<dyn Store>) 
         .unwrap();
 
     // An empty lane with room: the round's work is claimed as it is written, or left to claims.
-    store
-        .insert_changes(vec![change("user", "u1", "email", None)])
-        .await
-        .unwrap();
-    let (report, claimed) = store
-        .fan_out_and_claim(100, 4_000, planner(), "a", &ClaimRequest::any(10))
-        .await
-        .unwrap();
+    let (report, claimed) =
+        change_handed_over(&*store, 4_000, planner(), &ClaimRequest::any(10)).await;
     assert_eq!(report.deliveries, 1);
     let later = store
         .claim_due("a", 4_000, &ClaimRequest::any(10))
@@ -606,14 +612,8 @@ pub async fn fan_out_claims_only_what_a_claim_would_take(store: Arc<dyn Store>) 
 /// is claimed as it is written, up to the room, and a paused subscription's work never is.
 pub async fn fan_out_hands_over_into_an_empty_lane(store: Arc<dyn Store>) {
     basic(&*store).await;
-    store
-        .insert_changes(vec![change("user", "u1", "email", None)])
-        .await
-        .unwrap();
-    let (report, claimed) = store
-        .fan_out_and_claim(100, 1_000, planner(), "a", &ClaimRequest::any(10))
-        .await
-        .unwrap();
+    let (report, claimed) =
+        change_handed_over(&*store, 1_000, planner(), &ClaimRequest::any(10)).await;
     assert_eq!((report.changes, report.deliveries), (1, 1));
     assert_eq!(claimed.len(), 1, "claimed as written");
     assert_eq!(claimed[0].key, key("1", "user"));
@@ -662,14 +662,8 @@ pub async fn fan_out_hands_over_into_an_empty_lane(store: Arc<dyn Store>) {
     let mut paused = subscription("1", "user", &["email", "name"]);
     paused.status = SubscriptionStatus::Paused;
     store.put_subscription(paused).await.unwrap();
-    store
-        .insert_changes(vec![change("user", "u1", "email", None)])
-        .await
-        .unwrap();
-    let (report, claimed) = store
-        .fan_out_and_claim(100, 3_000, planner(), "a", &ClaimRequest::any(10))
-        .await
-        .unwrap();
+    let (report, claimed) =
+        change_handed_over(&*store, 3_000, planner(), &ClaimRequest::any(10)).await;
     assert_eq!(report.deliveries, 1);
     assert!(claimed.is_empty(), "paused work waits for the resume");
 }
