@@ -134,6 +134,8 @@ struct Dispatcher {
     last_reconcile: Instant,
     /// Reconcile at the next turn of the loop (after dropping work).
     reconcile_now: bool,
+    /// The last reconcile failed: try again after `RECONCILE_EVERY`.
+    reconcile_failed: bool,
 }
 
 impl Dispatcher {
@@ -303,6 +305,11 @@ impl Dispatcher {
         let Some(running) = self.running.remove(&id) else {
             return false;
         };
+        if completion.is_none() {
+            // Nothing will record this attempt: its claim goes back at the next reconcile (on
+            // SQLite too, where reconciling otherwise only follows dropped work).
+            self.reconcile_now = true;
+        }
         if let Some(error) = failure {
             tracing::error!(
                 delivery_id = running.delivery_id,
@@ -397,10 +404,11 @@ impl Dispatcher {
     }
 
     /// Releases claims this node holds in the store but not in memory: every few seconds on a
-    /// shared store, and after dropping work. Runs between claims, so no claim is in progress
-    /// that it could wrongly release.
+    /// shared store or after a failed try, and after dropping work or losing an attempt. Runs
+    /// between claims, so no claim is in progress that it could wrongly release.
     async fn reconcile(&mut self) {
-        let due = self.shared.store.shared() && self.last_reconcile.elapsed() >= RECONCILE_EVERY;
+        let due = (self.shared.store.shared() || self.reconcile_failed)
+            && self.last_reconcile.elapsed() >= RECONCILE_EVERY;
         if !due && !self.reconcile_now {
             return;
         }
@@ -425,8 +433,9 @@ impl Dispatcher {
             .release_unheld_claims(&self.shared.node_id, &held)
             .await
         {
-            Ok(0) => {}
+            Ok(0) => self.reconcile_failed = false,
             Ok(released) => {
+                self.reconcile_failed = false;
                 tracing::warn!(
                     released,
                     "Released {released} claims this node had lost track of; they go out again"
@@ -434,7 +443,9 @@ impl Dispatcher {
                 self.shared.work.notify_one();
             }
             Err(error) => {
-                tracing::warn!(error = %crate::http::error::error_chain(&error), "Could not reconcile claims")
+                // Tried again after `RECONCILE_EVERY`, on every store.
+                self.reconcile_failed = true;
+                tracing::warn!(error = %crate::http::error::error_chain(&error), "Could not reconcile claims; trying again shortly")
             }
         }
     }
@@ -553,6 +564,7 @@ pub(crate) async fn run(
         last_lane_sweep: Instant::now(),
         last_reconcile: Instant::now(),
         reconcile_now: false,
+        reconcile_failed: false,
     };
     // A claim runs beside dispatch, never in front of it: claims queue behind other writes in
     // the store, and attempts must keep starting while one is under way. One claim at a time.
