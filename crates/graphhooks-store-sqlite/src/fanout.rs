@@ -110,8 +110,9 @@ pub(crate) fn run(
 #[derive(Default)]
 struct Handover<'a> {
     node: Option<&'a str>,
-    /// Room left per lane that may take deliveries.
-    room: HashMap<(String, String), usize>,
+    /// Room left per lane that may take deliveries, by app id, then object type (so that a
+    /// delivery's lane is found by borrowed keys).
+    room: HashMap<String, HashMap<String, usize>>,
     /// Room left in all.
     total: usize,
 }
@@ -123,21 +124,23 @@ impl<'a> Handover<'a> {
         request: &ClaimRequest,
         planned: &[PlannedDelivery],
     ) -> Result<Handover<'a>, StoreError> {
-        let mut room = HashMap::new();
+        let limits: HashMap<(&str, &str), usize> = request
+            .lanes
+            .iter()
+            .map(|l| ((l.key.app_id.as_str(), l.key.object_type.as_str()), l.limit))
+            .collect();
         let lanes: BTreeSet<(&str, &str)> = planned
             .iter()
             .filter(|d| d.state == DeliveryState::Pending)
             .map(|d| (d.app_id.as_str(), d.object_type.as_str()))
             .collect();
-        for (app_id, object_type) in lanes {
-            let limit = request
-                .lanes
-                .iter()
-                .find(|l| l.key.app_id == app_id && l.key.object_type == object_type)
-                .map_or(request.other_limit, |l| l.limit);
+        let mut room: HashMap<String, HashMap<String, usize>> = HashMap::new();
+        for lane in lanes {
+            let limit = limits.get(&lane).copied().unwrap_or(request.other_limit);
             if limit == 0 {
                 continue;
             }
+            let (app_id, object_type) = lane;
             let older_waiting: bool = c
                 .prepare_cached(
                     "SELECT EXISTS (SELECT 1 FROM deliveries WHERE app_id = ?1 AND object_type = ?2
@@ -158,7 +161,9 @@ impl<'a> Handover<'a> {
                 .execute(params![app_id, object_type, node])
                 .store()?;
             if owned == 1 {
-                room.insert((app_id.to_owned(), object_type.to_owned()), limit);
+                room.entry(app_id.to_owned())
+                    .or_default()
+                    .insert(object_type.to_owned(), limit);
             }
         }
         Ok(Handover {
@@ -173,13 +178,10 @@ impl<'a> Handover<'a> {
         if self.total == 0 || delivery.state != DeliveryState::Pending {
             return None;
         }
-        // Lookups by borrowed key would need a key type of their own; a round has few lanes.
         let room = self
             .room
-            .iter_mut()
-            .find_map(|((app_id, object_type), room)| {
-                (*app_id == delivery.app_id && *object_type == delivery.object_type).then_some(room)
-            })?;
+            .get_mut(delivery.app_id.as_str())?
+            .get_mut(delivery.object_type.as_str())?;
         if *room == 0 {
             return None;
         }
