@@ -180,13 +180,18 @@ impl Dispatcher {
     /// Queues what a claim returned and starts what may start; returns whether more may be due
     /// right now (the claim was full).
     fn accept_claim(&mut self, claimed: StoreResult<Vec<ClaimedDelivery>>, total: usize) -> bool {
-        let claimed = match claimed {
-            Ok(claimed) => claimed,
+        match claimed {
+            Ok(claimed) => self.queue_claimed(claimed) == total,
             Err(error) => {
                 tracing::warn!(error = %crate::http::error::error_chain(&error), "Claiming due deliveries failed; retrying shortly");
-                return false;
+                false
             }
-        };
+        }
+    }
+
+    /// Queues claimed deliveries (from a claim or a handover) in their lanes and starts what
+    /// may start; returns how many there were.
+    fn queue_claimed(&mut self, claimed: Vec<ClaimedDelivery>) -> usize {
         let count = claimed.len();
         let mut touched = HashSet::default();
         for delivery in claimed {
@@ -201,7 +206,7 @@ impl Dispatcher {
         for key in touched {
             self.start_ready(&key);
         }
-        count == total
+        count
     }
 
     /// How many claims a lane may hold: few while its callback fails, a first claim's worth
@@ -644,8 +649,7 @@ pub(crate) async fn run(
                 }
                 Some(Handover::Claimed(claimed)) => {
                     offered = false;
-                    let total = claimed.len().saturating_add(1);
-                    dispatcher.accept_claim(Ok(claimed), total);
+                    dispatcher.queue_claimed(claimed);
                 }
             },
             () = shared.work.notified() => claim_wanted = true,

@@ -52,12 +52,13 @@ pub(crate) async fn run(
             }
         }
         loop {
+            // The room dispatch offers, and where to answer it.
             let offer = match &handover {
-                Some(handover) => ask_for_room(handover).await,
+                Some(handover) => ask_for_room(handover).await.map(|room| (handover, room)),
                 None => None,
             };
             let result = match &offer {
-                Some(request) => {
+                Some((_, room)) => {
                     shared
                         .store
                         .fan_out_and_claim(
@@ -65,7 +66,7 @@ pub(crate) async fn run(
                             now_ms(),
                             planner.clone(),
                             &shared.node_id,
-                            request,
+                            room,
                         )
                         .await
                 }
@@ -75,17 +76,15 @@ pub(crate) async fn run(
                     .await
                     .map(|report| (report, Vec::new())),
             };
-            // An offer is answered whatever happened, so dispatch can claim again.
             let (result, handed) = match result {
-                Ok((report, claimed)) => (Ok(report), claimed),
+                Ok((report, handed)) => (Ok(report), handed),
                 Err(error) => (Err(error), Vec::new()),
             };
             let handed_over = handed.len();
-            if offer.is_some()
-                && let Some(handover) = &handover
-            {
-                // Dispatch stopped: what this round claimed is released with the rest of
-                // this node's claims (at shutdown, or at the next start).
+            if let Some((handover, _)) = offer {
+                // Answered whatever happened, so dispatch can claim again. If dispatch has
+                // stopped, what this round claimed is released with the rest of this node's
+                // claims (at shutdown, or at the next start).
                 let _ = handover.send(Handover::Claimed(handed));
             }
             match result {
