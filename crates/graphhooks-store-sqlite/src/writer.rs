@@ -150,13 +150,12 @@ fn commit_group(connection: &Connection, group: Vec<Job>) {
         drop(group);
         return;
     }
-    let finishes = if group.len() == 1 {
-        match run_alone(connection, group) {
-            Some(finishes) => finishes,
+    let finishes = match <[Job; 1]>::try_from(group) {
+        Ok([job]) => match run_alone(connection, job) {
+            Some(finish) => vec![finish],
             None => return,
-        }
-    } else {
-        run_with_savepoints(connection, group)
+        },
+        Err(group) => run_with_savepoints(connection, group),
     };
     match run_cached(connection, "COMMIT") {
         Ok(()) => finishes.into_iter().for_each(|finish| finish(Ok(()))),
@@ -176,21 +175,17 @@ fn commit_group(connection: &Connection, group: Vec<Job>) {
 /// every page a statement changes inside one, and with an in-memory journal the end of each
 /// statement walks the savepoint's whole journal, which made a job of many statements
 /// (recording hundreds of outcomes) quadratic.
-fn run_alone(connection: &Connection, group: Vec<Job>) -> Option<Vec<Finish>> {
-    let mut finishes = Vec::with_capacity(1);
-    for job in group {
-        let (ok, finish) = (job.work)(connection);
-        if !ok {
-            if let Err(error) = connection.execute_batch("ROLLBACK") {
-                tracing::warn!(error = %error_chain(&map_error(error)), "Could not roll back a failed SQLite write");
-            }
-            // The commit did not fail; the job did, and `finish` answers with its error.
-            finish(Ok(()));
-            return None;
-        }
-        finishes.push(finish);
+fn run_alone(connection: &Connection, job: Job) -> Option<Finish> {
+    let (ok, finish) = (job.work)(connection);
+    if ok {
+        return Some(finish);
     }
-    Some(finishes)
+    if let Err(error) = connection.execute_batch("ROLLBACK") {
+        tracing::warn!(error = %error_chain(&map_error(error)), "Could not roll back a failed SQLite write");
+    }
+    // The commit did not fail; the job did, and `finish` answers with its error.
+    finish(Ok(()));
+    None
 }
 
 /// Runs each job of a group in its own savepoint, so a failing job rolls back alone.
