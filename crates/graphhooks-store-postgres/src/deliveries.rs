@@ -2,6 +2,7 @@
 //! this node's lanes, batched outcome recording, listing and redelivery.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use graphhooks_core::fanout::PlannedDelivery;
 use graphhooks_core::model::{Attempt, Delivery, DeliveryState};
@@ -228,7 +229,7 @@ pub(crate) async fn claim_due(
         .iter()
         .map(|k| (k.app_id.as_str(), k.object_type.as_str()))
         .unzip();
-    let mut targets: HashMap<SubscriptionKey, DeliveryTarget> = HashMap::new();
+    let mut targets: HashMap<SubscriptionKey, Arc<DeliveryTarget>> = HashMap::new();
     if !keys.is_empty() {
         let rows = sqlx::query(
             "SELECT s.app_id, s.object_type, s.callback_url, s.include_client_certificate, s.standard_webhooks, a.secret,
@@ -249,13 +250,13 @@ pub(crate) async fn claim_due(
                     app_id: row.try_get(0).store()?,
                     object_type: row.try_get(1).store()?,
                 },
-                DeliveryTarget {
+                Arc::new(DeliveryTarget {
                     callback_url: row.try_get(2).store()?,
                     include_client_certificate: row.try_get(3).store()?,
                     standard_webhooks: row.try_get(4).store()?,
                     secret: row.try_get(5).store()?,
                     previous_secret: row.try_get(6).store()?,
-                },
+                }),
             );
         }
     }

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use graphhooks_core::fanout::PlannedDelivery;
 use graphhooks_core::model::{Attempt, Delivery, DeliveryState};
@@ -203,7 +204,7 @@ pub(crate) fn attach_targets(
     claimed: &mut [ClaimedDelivery],
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    let mut targets: HashMap<SubscriptionKey, Option<DeliveryTarget>> = HashMap::new();
+    let mut targets: HashMap<SubscriptionKey, Option<Arc<DeliveryTarget>>> = HashMap::new();
     let mut lookup = c
         .prepare_cached(
             "SELECT s.callback_url, s.include_client_certificate, s.standard_webhooks, a.secret,
@@ -229,7 +230,7 @@ pub(crate) fn attach_targets(
                 )
                 .optional()
                 .store()?;
-            targets.insert(delivery.key.clone(), target);
+            targets.insert(delivery.key.clone(), target.map(Arc::new));
         }
         delivery.target = targets.get(&delivery.key).cloned().flatten();
     }

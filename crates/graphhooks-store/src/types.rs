@@ -118,8 +118,9 @@ pub struct ClaimedDelivery {
     pub attempts_made: u32,
     /// When the first attempt started (unix ms), if there was one.
     pub first_attempt_ms: Option<i64>,
-    /// Where to send it, or `None` when the subscription no longer exists.
-    pub target: Option<DeliveryTarget>,
+    /// Where to send it, or `None` when the subscription no longer exists. Shared by the
+    /// deliveries of one lane in a claim.
+    pub target: Option<std::sync::Arc<DeliveryTarget>>,
     /// Test notification.
     pub test: bool,
 }

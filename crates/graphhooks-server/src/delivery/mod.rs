@@ -68,7 +68,7 @@ pub(crate) struct EngineShared {
     pub(crate) paused_lanes: std::sync::Mutex<Vec<graphhooks_store::SubscriptionKey>>,
     /// Deliveries whose attempt finished but whose outcome is not recorded yet: still claimed
     /// by this node, and held as far as reconciliation is concerned.
-    pub(crate) unrecorded: std::sync::Mutex<std::collections::HashSet<i64>>,
+    pub(crate) unrecorded: std::sync::Mutex<rustc_hash::FxHashSet<i64>>,
     /// This process's claim owner name.
     pub(crate) node_id: String,
     /// Wakes fan-out: changes were accepted.
@@ -82,6 +82,7 @@ pub(crate) struct EngineShared {
     /// Whether this node holds a lease (always, on a store only it uses). Dispatch claims
     /// nothing before: other nodes' reapers release claims of nodes without one.
     pub(crate) registered: tokio::sync::watch::Sender<bool>,
+    pub(crate) attempt_metrics: send::AttemptMetrics,
 }
 
 /// Handle to the engine, cheap to clone; API handlers use it to wake the tasks.
@@ -117,13 +118,14 @@ impl Engine {
                 client,
                 alert_client,
                 paused_lanes: std::sync::Mutex::new(Vec::new()),
-                unrecorded: std::sync::Mutex::new(std::collections::HashSet::new()),
+                unrecorded: std::sync::Mutex::new(rustc_hash::FxHashSet::default()),
                 node_id,
                 changes: Notify::new(),
                 work: Notify::new(),
                 next_retry_ms: AtomicI64::new(i64::MAX),
                 reaped: AtomicBool::new(false),
                 registered: tokio::sync::watch::Sender::new(!store.shared()),
+                attempt_metrics: send::AttemptMetrics::register(),
                 store,
             }),
         }

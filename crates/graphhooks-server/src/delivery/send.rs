@@ -14,10 +14,11 @@ use crate::clock::now_ms;
 /// `User-Agent` of every request graphhooks makes.
 pub const USER_AGENT_VALUE: &str = concat!("graphhooks/", env!("CARGO_PKG_VERSION"));
 
-fn header(value: &str) -> HeaderValue {
-    // Every value here is ASCII we produced (hex, base64, digits); a failure is a defect, and
-    // an empty header is the harmless way to surface it.
-    HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static(""))
+fn header(value: String) -> HeaderValue {
+    // Every value here is ASCII we produced (hex, base64); a failure is a defect, and an empty
+    // header is the harmless way to surface it. The string's buffer becomes the value's.
+    HeaderValue::from_maybe_shared(Bytes::from(value))
+        .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// The headers of a notification attempt (SPEC §2.2, §2.4a).
@@ -33,45 +34,65 @@ pub fn notification_headers(
     headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
     headers.insert(
         HeaderName::from_static("x-hub-signature-256"),
-        header(&signature::hub_signature_256(&target.secret, body)),
+        header(signature::hub_signature_256(&target.secret, body)),
     );
     headers.insert(
         HeaderName::from_static("x-hub-signature"),
-        header(&signature::hub_signature_1(&target.secret, body)),
+        header(signature::hub_signature_1(&target.secret, body)),
     );
     if let Some(previous) = &target.previous_secret {
         headers.insert(
             HeaderName::from_static("x-hub-signature-256-previous"),
-            header(&signature::hub_signature_256(previous, body)),
+            header(signature::hub_signature_256(previous, body)),
         );
     }
-    let id = delivery_id.to_string();
-    headers.insert(
-        HeaderName::from_static("x-graphhooks-delivery"),
-        header(&id),
-    );
+    let id = HeaderValue::from(delivery_id);
+    headers.insert(HeaderName::from_static("x-graphhooks-delivery"), id.clone());
     headers.insert(
         HeaderName::from_static("x-graphhooks-attempt"),
-        header(&attempt.to_string()),
+        HeaderValue::from(attempt),
     );
     if target.standard_webhooks {
         let timestamp = now_ms / 1000;
-        headers.insert(HeaderName::from_static("webhook-id"), header(&id));
+        let signed = signature::standard_webhooks_signature(
+            &target.secret,
+            &delivery_id.to_string(),
+            timestamp,
+            body,
+        );
+        headers.insert(HeaderName::from_static("webhook-id"), id);
         headers.insert(
             HeaderName::from_static("webhook-timestamp"),
-            header(&timestamp.to_string()),
+            HeaderValue::from(timestamp),
         );
-        headers.insert(
-            HeaderName::from_static("webhook-signature"),
-            header(&signature::standard_webhooks_signature(
-                &target.secret,
-                &id,
-                timestamp,
-                body,
-            )),
-        );
+        headers.insert(HeaderName::from_static("webhook-signature"), header(signed));
     }
     headers
+}
+
+/// Handles of the per-attempt metrics, registered once when the engine starts: looking a metric
+/// up by name and label on every attempt showed in profiles.
+pub(crate) struct AttemptMetrics {
+    delivered_seconds: metrics::Histogram,
+    failed_seconds: metrics::Histogram,
+    delivered: metrics::Counter,
+    retry: metrics::Counter,
+    failed: metrics::Counter,
+}
+
+impl AttemptMetrics {
+    /// Registers the handles with the process's recorder (installed before the engine starts).
+    pub(crate) fn register() -> AttemptMetrics {
+        const DURATION: &str = "graphhooks_attempt_duration_seconds";
+        const TOTAL: &str = "graphhooks_notifications_total";
+        AttemptMetrics {
+            delivered_seconds: metrics::histogram!(DURATION, "outcome" => "delivered"),
+            failed_seconds: metrics::histogram!(DURATION, "outcome" => "failed"),
+            delivered: metrics::counter!(TOTAL, "outcome" => "delivered"),
+            retry: metrics::counter!(TOTAL, "outcome" => "retry"),
+            failed: metrics::counter!(TOTAL, "outcome" => "failed"),
+        }
+    }
 }
 
 /// What follows a failed attempt under `policy`.
@@ -150,20 +171,23 @@ pub(crate) async fn attempt(shared: &EngineShared, delivery: ClaimedDelivery) ->
             false,
         ),
     };
-    let outcome_label = if delivered { "delivered" } else { "failed" };
-    metrics::histogram!("graphhooks_attempt_duration_seconds", "outcome" => outcome_label)
-        .record(f64::from(attempt.latency_ms) / 1000.0);
+    let seconds = f64::from(attempt.latency_ms) / 1000.0;
+    if delivered {
+        shared.attempt_metrics.delivered_seconds.record(seconds);
+    } else {
+        shared.attempt_metrics.failed_seconds.record(seconds);
+    }
     let next = if delivered {
         NextStep::Delivered
     } else {
         after_failure(&shared.config.retry, number, first_attempt, now_ms())
     };
-    let outcome = match next {
-        NextStep::Delivered => "delivered",
-        NextStep::RetryAt(_) => "retry",
-        NextStep::Failed => "failed",
+    let (outcome, counter) = match next {
+        NextStep::Delivered => ("delivered", &shared.attempt_metrics.delivered),
+        NextStep::RetryAt(_) => ("retry", &shared.attempt_metrics.retry),
+        NextStep::Failed => ("failed", &shared.attempt_metrics.failed),
     };
-    metrics::counter!("graphhooks_notifications_total", "outcome" => outcome).increment(1);
+    counter.increment(1);
     match &next {
         NextStep::Delivered => tracing::debug!(
             delivery_id = delivery.id,
