@@ -89,7 +89,8 @@ pub(crate) fn claim_due(
              AND NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.app_id = l.app_id
                              AND s.object_type = l.object_type AND s.status = 'paused')
              AND EXISTS (SELECT 1 FROM deliveries d WHERE d.app_id = l.app_id AND d.object_type = l.object_type
-                         AND d.state = 'pending' AND d.claimed_by IS NULL AND d.due_ms <= ?2)),
+                         AND d.state IN ('pending', 'paused') AND d.claimed_by IS NULL
+                         AND d.state = 'pending' AND d.due_ms <= ?2)),
          counts AS (
            SELECT (SELECT count(*) FROM lanes WHERE node_id IS NOT NULL) + (SELECT count(*) FROM candidates) AS wanted,
                   max(1, (SELECT count(*) FROM nodes)) AS nodes,
@@ -110,9 +111,11 @@ pub(crate) fn claim_due(
             .prepare_cached(
                 "SELECT l.app_id, l.object_type,
                         (SELECT d.due_ms FROM deliveries d WHERE d.app_id = l.app_id AND d.object_type = l.object_type
-                           AND d.state = 'pending' AND d.claimed_by IS NULL ORDER BY d.due_ms, d.id LIMIT 1),
+                           AND d.state IN ('pending', 'paused') AND d.claimed_by IS NULL AND d.state = 'pending'
+                         ORDER BY d.due_ms, d.id LIMIT 1),
                         (SELECT d.id FROM deliveries d WHERE d.app_id = l.app_id AND d.object_type = l.object_type
-                           AND d.state = 'pending' AND d.claimed_by IS NULL ORDER BY d.due_ms, d.id LIMIT 1)
+                           AND d.state IN ('pending', 'paused') AND d.claimed_by IS NULL AND d.state = 'pending'
+                         ORDER BY d.due_ms, d.id LIMIT 1)
                  FROM lanes l LEFT JOIN subscriptions s ON s.app_id = l.app_id AND s.object_type = l.object_type
                  WHERE l.node_id = ?1 AND (s.status IS NULL OR s.status <> 'paused')",
             )
@@ -141,7 +144,8 @@ pub(crate) fn claim_due(
             "UPDATE deliveries SET claimed_by = ?1
              WHERE id IN (
                SELECT id FROM deliveries
-               WHERE app_id = ?2 AND object_type = ?3 AND state = 'pending' AND claimed_by IS NULL AND due_ms <= ?4
+               WHERE app_id = ?2 AND object_type = ?3 AND state IN ('pending', 'paused') AND claimed_by IS NULL
+                 AND state = 'pending' AND due_ms <= ?4
                ORDER BY due_ms, id LIMIT ?5)
              RETURNING id, app_id, object_type, body, object_ids, attempt_count, first_attempt_ms, test, due_ms",
         )
@@ -244,7 +248,8 @@ pub(crate) fn next_due_ms(c: &Connection) -> Result<Option<i64>, StoreError> {
         // it is not due: claims skip it, and reporting it would wake dispatch for nothing.
         "SELECT min((SELECT d.due_ms FROM deliveries d
                      WHERE d.app_id = l.app_id AND d.object_type = l.object_type
-                       AND d.state = 'pending' AND d.claimed_by IS NULL
+                       AND d.state IN ('pending', 'paused') AND d.claimed_by IS NULL
+                       AND d.state = 'pending'
                      ORDER BY d.due_ms LIMIT 1)) FROM lanes l
          WHERE NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.app_id = l.app_id
                              AND s.object_type = l.object_type AND s.status = 'paused')",
@@ -410,7 +415,9 @@ pub(crate) fn release_lanes(
         .prepare_cached(
             "DELETE FROM lanes WHERE app_id = ?1 AND object_type = ?2 AND node_id IS NULL
                AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.app_id = ?1 AND d.object_type = ?2
-                               AND d.state IN ('pending', 'paused'))",
+                               AND d.state IN ('pending', 'paused') AND d.claimed_by IS NULL)
+               AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.claimed_by IS NOT NULL
+                               AND d.app_id = ?1 AND d.object_type = ?2)",
         )
         .store()?;
     for key in keys {
@@ -635,9 +642,14 @@ pub(crate) fn carrying_change(
 
 pub(crate) fn queue_stats(c: &Connection) -> Result<QueueStats, StoreError> {
     c.query_row(
-        "SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'paused'),
-                min(created_time) FILTER (WHERE state = 'pending')
-         FROM deliveries WHERE state IN ('pending', 'paused')",
+        "SELECT sum(pending), sum(paused), min(oldest) FROM (
+           SELECT count(*) FILTER (WHERE state = 'pending') AS pending,
+                  count(*) FILTER (WHERE state = 'paused') AS paused,
+                  min(created_time) FILTER (WHERE state = 'pending') AS oldest
+           FROM deliveries WHERE state IN ('pending', 'paused') AND claimed_by IS NULL
+           UNION ALL
+           SELECT count(*), 0, min(created_time) FROM deliveries
+           WHERE claimed_by IS NOT NULL AND state = 'pending')",
         [],
         |r| {
             Ok(QueueStats {
@@ -668,7 +680,8 @@ pub(crate) fn pause_if_failing(
     }
     c.execute(
         "UPDATE deliveries SET state = 'paused'
-         WHERE app_id = ?1 AND object_type = ?2 AND state = 'pending' AND claimed_by IS NULL",
+         WHERE app_id = ?1 AND object_type = ?2 AND state IN ('pending', 'paused') AND claimed_by IS NULL
+           AND state = 'pending'",
         params![key.app_id, key.object_type],
     )
     .store()?;
@@ -702,8 +715,8 @@ pub(crate) fn resume(
     let resumed = c
         .execute(
             "UPDATE deliveries SET state = 'pending', due_ms = ?3, first_attempt_ms = NULL
-             WHERE app_id = ?1 AND object_type = ?2
-               AND (state = 'paused' OR (?4 AND state = 'pending' AND claimed_by IS NULL))",
+             WHERE app_id = ?1 AND object_type = ?2 AND state IN ('pending', 'paused') AND claimed_by IS NULL
+               AND (state = 'paused' OR ?4)",
             params![app_id, object_type, now_ms, status == "paused"],
         )
         .store()?;
@@ -735,7 +748,12 @@ pub(crate) fn app_stats(c: &Connection, since_ms: i64) -> Result<Vec<AppStats>, 
     drop(rows);
     let mut statement = c
         .prepare_cached(
-            "SELECT app_id, count(*), min(created_time) FROM deliveries WHERE state = 'pending' GROUP BY app_id",
+            "SELECT app_id, count(*), min(created_time) FROM (
+               SELECT app_id, created_time FROM deliveries
+               WHERE state IN ('pending', 'paused') AND claimed_by IS NULL AND state = 'pending'
+               UNION ALL
+               SELECT app_id, created_time FROM deliveries WHERE claimed_by IS NOT NULL AND state = 'pending')
+             GROUP BY app_id",
         )
         .store()?;
     let mut rows = statement.query([]).store()?;

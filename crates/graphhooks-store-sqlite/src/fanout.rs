@@ -144,7 +144,8 @@ impl<'a> Handover<'a> {
             let older_waiting: bool = c
                 .prepare_cached(
                     "SELECT EXISTS (SELECT 1 FROM deliveries WHERE app_id = ?1 AND object_type = ?2
-                                    AND state = 'pending' AND claimed_by IS NULL)",
+                                    AND state IN ('pending', 'paused') AND claimed_by IS NULL
+                                    AND state = 'pending')",
                 )
                 .store()?
                 .query_row(params![app_id, object_type], |r| r.get(0))

@@ -85,7 +85,8 @@ pub(crate) fn delete(c: &Connection, app_id: &str, object_type: &str) -> Result<
     // A paused backlog would otherwise wait for a resume that can no longer come: it goes back
     // to `pending`, and dispatch ends each delivery as `failed` with a "not sent" attempt.
     c.execute(
-        "UPDATE deliveries SET state = 'pending' WHERE app_id = ?1 AND object_type = ?2 AND state = 'paused'",
+        "UPDATE deliveries SET state = 'pending' WHERE app_id = ?1 AND object_type = ?2
+           AND state IN ('pending', 'paused') AND claimed_by IS NULL AND state = 'paused'",
         params![app_id, object_type],
     )
     .store()?;

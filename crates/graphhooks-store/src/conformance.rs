@@ -1147,6 +1147,20 @@ pub async fn a_failing_subscription_pauses_and_resumes_its_backlog(store: Arc<dy
         .await
         .unwrap();
     assert_eq!(claimed[0].id, first);
+    // A claimed delivery is still pending work.
+    let stats = store.queue_stats().await.unwrap();
+    assert_eq!(
+        (stats.pending, stats.paused, stats.oldest_pending_created),
+        (3, 0, Some(1))
+    );
+    let health = store.app_stats(0).await.unwrap();
+    assert_eq!(
+        health
+            .iter()
+            .map(|s| (s.app_id.as_str(), s.pending))
+            .collect::<Vec<_>>(),
+        [("1", 3)]
+    );
     store
         .record_outcomes(vec![AttemptOutcome {
             delivery_id: first,
