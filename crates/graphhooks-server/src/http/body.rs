@@ -117,6 +117,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AdminError> {
             "the request body is empty; send a JSON object",
         ));
     }
+    // Tracking the path costs on every field, and bodies of change batches are large: parse
+    // plainly first, and again with the path only to explain a failure.
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
