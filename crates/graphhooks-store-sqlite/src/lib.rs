@@ -429,7 +429,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         let (node, request) = (node.to_owned(), request.clone());
         self.writer
-            .write_relaxed(move |c| deliveries::claim_due(c, &node, now_ms, &request))
+            .write_urgent(move |c| deliveries::claim_due(c, &node, now_ms, &request))
             .await
     }
 
@@ -439,7 +439,7 @@ impl Store for SqliteStore {
 
     async fn record_outcomes(&self, outcomes: Vec<AttemptOutcome>) -> StoreResult<()> {
         self.writer
-            .write_relaxed(move |c| deliveries::record(c, &outcomes))
+            .write_urgent(move |c| deliveries::record(c, &outcomes))
             .await
     }
 

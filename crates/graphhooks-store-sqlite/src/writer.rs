@@ -10,7 +10,14 @@
 //! rounds do not (`NORMAL`: in WAL mode that survives a process crash, and after a power loss
 //! the work is redone from the durable changes or sent again, which at-least-once allows); they
 //! are most of the writes under load, so most commits skip the fsync.
+//!
+//! Claims and attempt outcomes are *urgent*: when any are waiting they are committed in a group
+//! of their own, ahead of the other waiting jobs. While changes pour in, the writer is busy
+//! with them and their fan-out, and a claim queued behind that work left the callbacks idle
+//! for tens of milliseconds at a time. Urgent jobs cannot starve the rest: dispatch runs one
+//! claim at a time and the recorder one batch at a time.
 
+use std::collections::VecDeque;
 use std::sync::mpsc;
 use std::thread;
 
@@ -40,9 +47,11 @@ type Finish = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
 /// Runs inside the transaction; says whether it succeeded and how to answer afterwards.
 type Work = Box<dyn FnOnce(&Connection) -> (bool, Finish) + Send>;
 
-/// A job and whether its commit must be fsynced before it is answered.
+/// A job, whether its commit must be fsynced before it is answered, and whether it goes ahead
+/// of the other waiting jobs (see the module docs).
 struct Job {
     durable: bool,
+    urgent: bool,
     work: Work,
 }
 
@@ -70,7 +79,7 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.submit(true, work).await
+        self.submit(true, false, work).await
     }
 
     /// Runs `work` in the next group commit and returns its result once committed, without
@@ -80,10 +89,20 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.submit(false, work).await
+        self.submit(false, false, work).await
     }
 
-    async fn submit<T, F>(&self, durable: bool, work: F) -> Result<T, StoreError>
+    /// Like [`Writer::write_relaxed`], committed ahead of the other waiting jobs: for claims
+    /// and attempt outcomes, which keep callbacks busy (see the module docs).
+    pub(crate) async fn write_urgent<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit(false, true, work).await
+    }
+
+    async fn submit<T, F>(&self, durable: bool, urgent: bool, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -106,7 +125,11 @@ impl Writer {
             (ok, finish)
         });
         self.jobs
-            .send(Job { durable, work })
+            .send(Job {
+                durable,
+                urgent,
+                work,
+            })
             .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
         answer.await.map_err(|_| {
             StoreError::Unavailable("the SQLite write was not carried out (see the log)".into())
@@ -117,15 +140,37 @@ impl Writer {
 fn run(connection: Connection, receiver: mpsc::Receiver<Job>, always_fsync: bool) {
     // The synchronous mode the connection is in now; switched only when a group needs another.
     let mut fsyncing: Option<bool> = None;
-    while let Ok(first) = receiver.recv() {
-        let mut group = Vec::with_capacity(16);
-        group.push(first);
-        while group.len() < MAX_GROUP {
-            match receiver.try_recv() {
-                Ok(job) => group.push(job),
+    // Jobs taken off the channel and not run yet. Callers wait for their jobs, so these are
+    // bounded by the callers at work.
+    let mut urgent: VecDeque<Job> = VecDeque::new();
+    let mut other: VecDeque<Job> = VecDeque::new();
+    loop {
+        let first = if urgent.is_empty() && other.is_empty() {
+            match receiver.recv() {
+                Ok(job) => Some(job),
+                // Every handle is gone and nothing is left to run.
                 Err(_) => break,
             }
+        } else {
+            None
+        };
+        // Everything waiting, so that an urgent job queued behind others is seen now.
+        for job in first
+            .into_iter()
+            .chain(std::iter::from_fn(|| receiver.try_recv().ok()))
+        {
+            if job.urgent {
+                urgent.push_back(job);
+            } else {
+                other.push_back(job);
+            }
         }
+        let from = if urgent.is_empty() {
+            &mut other
+        } else {
+            &mut urgent
+        };
+        let group: Vec<Job> = from.drain(..from.len().min(MAX_GROUP)).collect();
         let fsync = always_fsync && group.iter().any(|job| job.durable);
         if fsyncing != Some(fsync) {
             let mode = if fsync { "FULL" } else { "NORMAL" };
@@ -250,7 +295,44 @@ mod tests {
             });
             (ok, finish)
         });
-        (Job { durable, work }, told)
+        (
+            Job {
+                durable,
+                urgent: false,
+                work,
+            },
+            told,
+        )
+    }
+
+    /// An urgent job waiting behind others runs (and commits) first; the others keep their
+    /// order, and every job still runs once the handles are gone.
+    #[test]
+    fn urgent_jobs_go_ahead_of_the_others_waiting() {
+        let (_dir, path, connection) = scratch();
+        let (jobs, receiver) = mpsc::channel::<Job>();
+        let mut told = Vec::new();
+        for (x, urgent) in [(1, false), (2, false), (3, true), (4, false), (5, true)] {
+            let (mut job, finished) = job(false, move |c| {
+                c.execute("INSERT INTO t (x) VALUES (?1)", [x]).unwrap();
+                true
+            });
+            job.urgent = urgent;
+            jobs.send(job).unwrap();
+            told.push(finished);
+        }
+        drop(jobs);
+        run(connection, receiver, true);
+        assert!(told.iter().all(|finished| finished.recv() == Ok(true)));
+        let check = Connection::open(&path).unwrap();
+        let order: Vec<i64> = check
+            .prepare("SELECT x FROM t ORDER BY rowid")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(order, [3, 5, 1, 2, 4]);
     }
 
     /// A scratch database with one table `t (x)`: its directory, path and a connection.
