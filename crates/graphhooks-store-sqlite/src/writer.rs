@@ -12,9 +12,10 @@
 //! are most of the writes under load, so most commits skip the fsync.
 //!
 //! Claims and attempt outcomes are *urgent*: when any are waiting they are committed in a group
-//! of their own, ahead of the other waiting jobs. While changes pour in, the writer is busy
-//! with them and their fan-out, and a claim queued behind that work left the callbacks idle
-//! for tens of milliseconds at a time. Urgent jobs cannot starve the rest: dispatch runs one
+//! of their own, ahead of the other waiting jobs, and a group of other jobs stops early
+//! (commits what has run and keeps the rest for the next group) when an urgent job arrives
+//! meanwhile. While changes pour in, the writer is busy with them and their fan-out, and a
+//! claim queued behind that work left the callbacks idle for tens of milliseconds at a time. Urgent jobs cannot starve the rest: dispatch runs one
 //! claim at a time and the recorder one batch at a time.
 
 use std::collections::VecDeque;
@@ -140,35 +141,22 @@ impl Writer {
 fn run(connection: Connection, receiver: mpsc::Receiver<Job>, always_fsync: bool) {
     // The synchronous mode the connection is in now; switched only when a group needs another.
     let mut fsyncing: Option<bool> = None;
-    // Jobs taken off the channel and not run yet. Callers wait for their jobs, so these are
-    // bounded by the callers at work.
-    let mut urgent: VecDeque<Job> = VecDeque::new();
-    let mut other: VecDeque<Job> = VecDeque::new();
+    let mut waiting = Waiting::default();
     loop {
-        let first = if urgent.is_empty() && other.is_empty() {
+        if waiting.is_empty() {
             match receiver.recv() {
-                Ok(job) => Some(job),
+                Ok(job) => waiting.push(job),
                 // Every handle is gone and nothing is left to run.
                 Err(_) => break,
             }
-        } else {
-            None
-        };
-        // Everything waiting, so that an urgent job queued behind others is seen now.
-        for job in first
-            .into_iter()
-            .chain(std::iter::from_fn(|| receiver.try_recv().ok()))
-        {
-            if job.urgent {
-                urgent.push_back(job);
-            } else {
-                other.push_back(job);
-            }
         }
-        let from = if urgent.is_empty() {
-            &mut other
+        // Everything waiting, so that an urgent job queued behind others is seen now.
+        waiting.take_all(&receiver);
+        let urgent_group = !waiting.urgent.is_empty();
+        let from = if urgent_group {
+            &mut waiting.urgent
         } else {
-            &mut urgent
+            &mut waiting.other
         };
         let group: Vec<Job> = from.drain(..from.len().min(MAX_GROUP)).collect();
         let fsync = always_fsync && group.iter().any(|job| job.durable);
@@ -182,25 +170,67 @@ fn run(connection: Connection, receiver: mpsc::Receiver<Job>, always_fsync: bool
                 }
             }
         }
-        commit_group(&connection, group);
+        // A group of other jobs gives way to an urgent job that arrives while it runs.
+        let unrun = commit_group(&connection, group, &mut || {
+            waiting.take_all(&receiver);
+            !urgent_group && !waiting.urgent.is_empty()
+        });
+        for job in unrun.into_iter().rev() {
+            waiting.other.push_front(job);
+        }
     }
 }
 
-fn commit_group(connection: &Connection, group: Vec<Job>) {
+/// Jobs taken off the channel and not run yet. Callers wait for their jobs, so these are
+/// bounded by the callers at work.
+#[derive(Default)]
+struct Waiting {
+    urgent: VecDeque<Job>,
+    other: VecDeque<Job>,
+}
+
+impl Waiting {
+    fn push(&mut self, job: Job) {
+        if job.urgent {
+            self.urgent.push_back(job);
+        } else {
+            self.other.push_back(job);
+        }
+    }
+
+    /// Takes every job waiting on the channel, without blocking.
+    fn take_all(&mut self, receiver: &mpsc::Receiver<Job>) {
+        while let Ok(job) = receiver.try_recv() {
+            self.push(job);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.urgent.is_empty() && self.other.is_empty()
+    }
+}
+
+/// Runs `group` in one transaction. Between jobs, `give_way` says whether to commit what has
+/// run and stop; the jobs not run are returned, in order, to run in a later group.
+fn commit_group(
+    connection: &Connection,
+    group: Vec<Job>,
+    give_way: &mut dyn FnMut() -> bool,
+) -> Vec<Job> {
     if let Err(error) = run_cached(connection, "BEGIN IMMEDIATE") {
         let error = map_error(error);
         tracing::warn!(error = %error_chain(&error), "Could not start a SQLite write transaction; the writes are refused");
         // Nothing ran: dropping the jobs closes their reply channels, so each caller gets
         // `Unavailable` and may retry.
         drop(group);
-        return;
+        return Vec::new();
     }
-    let finishes = match <[Job; 1]>::try_from(group) {
+    let (finishes, unrun) = match <[Job; 1]>::try_from(group) {
         Ok([job]) => match run_alone(connection, job) {
-            Some(finish) => vec![finish],
-            None => return,
+            Some(finish) => (vec![finish], Vec::new()),
+            None => return Vec::new(),
         },
-        Err(group) => run_with_savepoints(connection, group),
+        Err(group) => run_with_savepoints(connection, group, give_way),
     };
     match run_cached(connection, "COMMIT") {
         Ok(()) => finishes.into_iter().for_each(|finish| finish(Ok(()))),
@@ -213,6 +243,7 @@ fn commit_group(connection: &Connection, group: Vec<Job>) {
             finishes.into_iter().for_each(|finish| finish(Err(&error)));
         }
     }
+    unrun
 }
 
 /// Runs the only job of a group without a savepoint: if it fails, the whole transaction is
@@ -233,10 +264,19 @@ fn run_alone(connection: &Connection, job: Job) -> Option<Finish> {
     None
 }
 
-/// Runs each job of a group in its own savepoint, so a failing job rolls back alone.
-fn run_with_savepoints(connection: &Connection, group: Vec<Job>) -> Vec<Finish> {
+/// Runs each job of a group in its own savepoint, so a failing job rolls back alone; stops
+/// before a job when `give_way` says so (after at least one has run) and returns those left.
+fn run_with_savepoints(
+    connection: &Connection,
+    group: Vec<Job>,
+    give_way: &mut dyn FnMut() -> bool,
+) -> (Vec<Finish>, Vec<Job>) {
     let mut finishes = Vec::with_capacity(group.len());
-    for job in group {
+    let mut jobs = group.into_iter();
+    while let Some(job) = jobs.next() {
+        if !finishes.is_empty() && give_way() {
+            return (finishes, std::iter::once(job).chain(jobs).collect());
+        }
         // Some errors (disk full, I/O, out of memory) make SQLite roll back the whole
         // transaction, not just the savepoint. The jobs left must not run: outside a
         // transaction each SAVEPOINT/RELEASE would commit on its own while the COMMIT below
@@ -268,7 +308,7 @@ fn run_with_savepoints(connection: &Connection, group: Vec<Job>) -> Vec<Finish> 
         }
         finishes.push(finish);
     }
-    finishes
+    (finishes, Vec::new())
 }
 
 /// Runs a statement without parameters through the statement cache (these run several times
@@ -335,6 +375,51 @@ mod tests {
         assert_eq!(order, [3, 5, 1, 2, 4]);
     }
 
+    /// An urgent job that arrives while a group of other jobs runs goes next: the group
+    /// commits what has run, and the jobs it had not reached follow, in their order.
+    #[test]
+    fn a_group_gives_way_to_an_urgent_job_that_arrives() {
+        let (_dir, path, connection) = scratch();
+        let (jobs, receiver) = mpsc::channel::<Job>();
+        let insert = |x: i64| {
+            move |c: &Connection| {
+                c.execute("INSERT INTO t (x) VALUES (?1)", [x]).unwrap();
+                true
+            }
+        };
+        let (mut urgent, urgent_finished) = job(false, insert(9));
+        urgent.urgent = true;
+        let arrives = jobs.clone();
+        let (first, first_finished) = job(false, move |c| {
+            arrives.send(urgent).unwrap();
+            insert(1)(c)
+        });
+        let (second, second_finished) = job(false, insert(2));
+        let (third, third_finished) = job(false, insert(3));
+        for job in [first, second, third] {
+            jobs.send(job).unwrap();
+        }
+        drop(jobs);
+        run(connection, receiver, true);
+        for finished in [
+            first_finished,
+            urgent_finished,
+            second_finished,
+            third_finished,
+        ] {
+            assert_eq!(finished.recv(), Ok(true));
+        }
+        let check = Connection::open(&path).unwrap();
+        let order: Vec<i64> = check
+            .prepare("SELECT x FROM t ORDER BY rowid")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(order, [1, 9, 2, 3]);
+    }
+
     /// A scratch database with one table `t (x)`: its directory, path and a connection.
     fn scratch() -> (tempfile::TempDir, std::path::PathBuf, Connection) {
         let dir = tempfile::tempdir().unwrap();
@@ -356,7 +441,7 @@ mod tests {
             false
         });
         let (after, after_told) = job(false, |c| c.execute("INSERT INTO t VALUES (2)", []).is_ok());
-        commit_group(&connection, vec![aborting, after]);
+        assert!(commit_group(&connection, vec![aborting, after], &mut || false).is_empty());
 
         assert_eq!(aborted.recv().ok(), Some(false));
         assert!(
@@ -378,10 +463,10 @@ mod tests {
             c.execute("INSERT INTO t VALUES (1)", []).unwrap();
             false
         });
-        commit_group(&connection, vec![failing]);
+        assert!(commit_group(&connection, vec![failing], &mut || false).is_empty());
         assert_eq!(told.recv().ok(), Some(false));
         let (next, next_told) = job(false, |c| c.execute("INSERT INTO t VALUES (2)", []).is_ok());
-        commit_group(&connection, vec![next]);
+        assert!(commit_group(&connection, vec![next], &mut || false).is_empty());
         assert_eq!(next_told.recv().ok(), Some(true));
         let rows: Vec<i64> = connection
             .prepare("SELECT x FROM t")
