@@ -15,8 +15,9 @@
 //! of their own, ahead of the other waiting jobs, and a group of other jobs stops early
 //! (commits what has run and keeps the rest for the next group) when an urgent job arrives
 //! meanwhile. While changes pour in, the writer is busy with them and their fan-out, and a
-//! claim queued behind that work left the callbacks idle for tens of milliseconds at a time. Urgent jobs cannot starve the rest: dispatch runs one
-//! claim at a time and the recorder one batch at a time.
+//! claim queued behind that work left the callbacks idle for tens of milliseconds at a time.
+//! Urgent jobs cannot starve the rest: dispatch runs one claim at a time and the recorder one
+//! batch at a time. Fan-out rounds that claim as they write are not urgent: they are fan-out.
 
 use std::collections::VecDeque;
 use std::sync::mpsc;
@@ -63,7 +64,6 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on `connection`.
     /// Starts the writer thread on `connection`; `always_fsync` false means never fsync
     /// commits at all (the `Normal` durability option).
     pub(crate) fn start(connection: Connection, always_fsync: bool) -> std::io::Result<Writer> {
@@ -274,9 +274,6 @@ fn run_with_savepoints(
     let mut finishes = Vec::with_capacity(group.len());
     let mut jobs = group.into_iter();
     while let Some(job) = jobs.next() {
-        if !finishes.is_empty() && give_way() {
-            return (finishes, std::iter::once(job).chain(jobs).collect());
-        }
         // Some errors (disk full, I/O, out of memory) make SQLite roll back the whole
         // transaction, not just the savepoint. The jobs left must not run: outside a
         // transaction each SAVEPOINT/RELEASE would commit on its own while the COMMIT below
@@ -287,6 +284,11 @@ fn run_with_savepoints(
                 "SQLite rolled back the whole transaction; the rest of the group is refused"
             );
             break;
+        }
+        // Checked after the rollback case, so that a group SQLite has rolled back refuses its
+        // remaining jobs rather than keeping them for a later group.
+        if !finishes.is_empty() && give_way() {
+            return (finishes, std::iter::once(job).chain(jobs).collect());
         }
         // Without its savepoint a failing job could not be undone alone: refuse it instead
         // (dropping it answers its caller with `Unavailable`).
