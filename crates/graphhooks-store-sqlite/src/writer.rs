@@ -355,10 +355,7 @@ mod tests {
         let (jobs, receiver) = mpsc::channel::<Job>();
         let mut told = Vec::new();
         for (x, urgent) in [(1, false), (2, false), (3, true), (4, false), (5, true)] {
-            let (mut job, finished) = job(false, move |c| {
-                c.execute("INSERT INTO t (x) VALUES (?1)", [x]).unwrap();
-                true
-            });
+            let (mut job, finished) = job(false, insert(x));
             job.urgent = urgent;
             jobs.send(job).unwrap();
             told.push(finished);
@@ -366,14 +363,7 @@ mod tests {
         drop(jobs);
         run(connection, receiver, true);
         assert!(told.iter().all(|finished| finished.recv() == Ok(true)));
-        let check = Connection::open(&path).unwrap();
-        let order: Vec<i64> = check
-            .prepare("SELECT x FROM t ORDER BY rowid")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let order = stored(&Connection::open(&path).unwrap());
         assert_eq!(order, [3, 5, 1, 2, 4]);
     }
 
@@ -383,12 +373,6 @@ mod tests {
     fn a_group_gives_way_to_an_urgent_job_that_arrives() {
         let (_dir, path, connection) = scratch();
         let (jobs, receiver) = mpsc::channel::<Job>();
-        let insert = |x: i64| {
-            move |c: &Connection| {
-                c.execute("INSERT INTO t (x) VALUES (?1)", [x]).unwrap();
-                true
-            }
-        };
         let (mut urgent, urgent_finished) = job(false, insert(9));
         urgent.urgent = true;
         let arrives = jobs.clone();
@@ -411,15 +395,27 @@ mod tests {
         ] {
             assert_eq!(finished.recv(), Ok(true));
         }
-        let check = Connection::open(&path).unwrap();
-        let order: Vec<i64> = check
+        let order = stored(&Connection::open(&path).unwrap());
+        assert_eq!(order, [1, 9, 2, 3]);
+    }
+
+    /// A job body that inserts `x` into `t` and succeeds.
+    fn insert(x: i64) -> impl FnOnce(&Connection) -> bool + Send + 'static {
+        move |c| {
+            c.execute("INSERT INTO t (x) VALUES (?1)", [x]).unwrap();
+            true
+        }
+    }
+
+    /// The values in `t`, in the order they were inserted.
+    fn stored(connection: &Connection) -> Vec<i64> {
+        connection
             .prepare("SELECT x FROM t ORDER BY rowid")
             .unwrap()
             .query_map([], |r| r.get(0))
             .unwrap()
             .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(order, [1, 9, 2, 3]);
+            .unwrap()
     }
 
     /// A scratch database with one table `t (x)`: its directory, path and a connection.
@@ -470,13 +466,10 @@ mod tests {
         let (next, next_told) = job(false, |c| c.execute("INSERT INTO t VALUES (2)", []).is_ok());
         assert!(commit_group(&connection, vec![next], &mut || false).is_empty());
         assert_eq!(next_told.recv().ok(), Some(true));
-        let rows: Vec<i64> = connection
-            .prepare("SELECT x FROM t")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(rows, vec![2], "the failed job's insert was rolled back");
+        assert_eq!(
+            stored(&connection),
+            vec![2],
+            "the failed job's insert was rolled back"
+        );
     }
 }
