@@ -330,14 +330,18 @@ pub(crate) fn record(c: &Connection, outcomes: &[AttemptOutcome]) -> Result<(), 
             clocks.insert(&outcome.key, next);
         }
     }
+    // A clock that would not move is not rewritten (SQLite rewrites a row even to the same
+    // values, and a healthy subscription's clock is cleared by every batch).
     for (key, clock) in clocks {
         let (sql, at) = match clock {
             Clock::Clear => (
-                "UPDATE subscriptions SET failing_since = NULL WHERE app_id = ?1 AND object_type = ?2 AND ?3 IS NULL",
+                "UPDATE subscriptions SET failing_since = NULL
+                 WHERE app_id = ?1 AND object_type = ?2 AND ?3 IS NULL AND failing_since IS NOT NULL",
                 None,
             ),
             Clock::Extend(at) => (
-                "UPDATE subscriptions SET failing_since = coalesce(failing_since, ?3) WHERE app_id = ?1 AND object_type = ?2",
+                "UPDATE subscriptions SET failing_since = ?3
+                 WHERE app_id = ?1 AND object_type = ?2 AND failing_since IS NULL",
                 Some(at),
             ),
             Clock::Restart(at) => (
