@@ -16,16 +16,6 @@ fn now_ms() -> i64 {
 }
 
 pub(crate) async fn insert(pool: &PgPool, changes: &[NewChange]) -> Result<Vec<i64>, StoreError> {
-    let count = i64::try_from(changes.len()).unwrap_or(i64::MAX);
-    let mut transaction = pool.begin().await.store()?;
-    // Ids first, so they follow the submitted order whatever order the insert takes.
-    let mut ids: Vec<i64> =
-        sqlx::query_scalar("SELECT nextval('changes_id_seq') FROM generate_series(1, $1)")
-            .bind(count)
-            .fetch_all(&mut *transaction)
-            .await
-            .store()?;
-    ids.sort_unstable();
     let received = now_ms();
     let mut object_types = Vec::with_capacity(changes.len());
     let mut object_ids = Vec::with_capacity(changes.len());
@@ -41,14 +31,23 @@ pub(crate) async fn insert(pool: &PgPool, changes: &[NewChange]) -> Result<Vec<i
         actors.push(change.actor.as_deref());
         times.push(change.time);
     }
-    sqlx::query(
-        "WITH inserted AS (
+    // One statement, so one round trip and its own transaction: ids are drawn in the submitted
+    // order (the input is read in array order, and `numbered` is evaluated once), the changes
+    // are stored and queued for fan-out, and the other nodes are told at commit.
+    sqlx::query_scalar(
+        "WITH numbered AS MATERIALIZED (
+           SELECT nextval('changes_id_seq') AS id, u.*
+           FROM (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[])
+                   WITH ORDINALITY AS u(object_type, object_id, field, value, actor, time, ord)
+                 ORDER BY ord) u),
+         inserted AS (
            INSERT INTO changes (id, object_type, object_id, field, value, actor, time, received_ms)
-           SELECT *, $8 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[])
-           RETURNING id)
-         INSERT INTO change_queue (change_id) SELECT id FROM inserted",
+           SELECT id, object_type, object_id, field, value, actor, time, $7 FROM numbered
+           RETURNING id),
+         queued AS (INSERT INTO change_queue (change_id) SELECT id FROM inserted)
+         SELECT n.id FROM numbered n CROSS JOIN (SELECT pg_notify($8, 'changes')) AS told
+         ORDER BY n.ord",
     )
-    .bind(&ids)
     .bind(&object_types)
     .bind(&object_ids)
     .bind(&fields)
@@ -56,16 +55,10 @@ pub(crate) async fn insert(pool: &PgPool, changes: &[NewChange]) -> Result<Vec<i
     .bind(&actors)
     .bind(&times)
     .bind(received)
-    .execute(&mut *transaction)
+    .bind(CHANNEL)
+    .fetch_all(pool)
     .await
-    .store()?;
-    sqlx::query("SELECT pg_notify($1, 'changes')")
-        .bind(CHANNEL)
-        .execute(&mut *transaction)
-        .await
-        .store()?;
-    transaction.commit().await.store()?;
-    Ok(ids)
+    .store()
 }
 
 /// Columns read by [`row`].

@@ -361,15 +361,35 @@ pub(crate) async fn record(pool: &PgPool, outcomes: &[AttemptOutcome]) -> Result
             clocks.insert(&outcome.key, advance(previous, outcome, attempt.time_ms));
         }
     }
-    // Attempts of deliveries deleted meanwhile (their app was deleted) are dropped, not failed on.
+    // One statement: the deliveries move on, and the attempts of those still there are stored
+    // (attempts of deliveries deleted meanwhile, with their app, are dropped, not failed on).
+    // The attempts are filtered on the ids the update returns rather than on another look-up
+    // of each delivery.
     sqlx::query(
-        "INSERT INTO attempts (delivery_id, number, time_ms, status, error, latency_ms, response)
-         SELECT u.* FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::int[], $5::text[], $6::int[], $7::text[])
-                AS u(delivery_id, number, time_ms, status, error, latency_ms, response)
-         WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = u.delivery_id)
+        "WITH moved AS (
+           UPDATE deliveries d SET due_ms = coalesce(u.due_ms, d.due_ms), claimed_by = NULL,
+                  -- A retry of a subscription paused meanwhile waits with the rest of its backlog.
+                  state = CASE WHEN u.state = 'pending' AND EXISTS (
+                            SELECT 1 FROM subscriptions s WHERE s.app_id = d.app_id
+                              AND s.object_type = d.object_type AND s.status = 'paused')
+                          THEN 'paused' ELSE u.state END,
+                  attempt_count = greatest(d.attempt_count, coalesce(u.number, 0)),
+                  first_attempt_ms = coalesce(d.first_attempt_ms, u.time_ms)
+           FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::int[], $5::bigint[]) AS u(id, state, due_ms, number, time_ms)
+           WHERE d.id = u.id
+           RETURNING d.id)
+         INSERT INTO attempts (delivery_id, number, time_ms, status, error, latency_ms, response)
+         SELECT a.* FROM unnest($6::bigint[], $7::int[], $8::bigint[], $9::int[], $10::text[], $11::int[], $12::text[])
+                AS a(delivery_id, number, time_ms, status, error, latency_ms, response)
+         WHERE a.delivery_id IN (SELECT id FROM moved)
          ON CONFLICT (delivery_id, number) DO UPDATE SET time_ms = excluded.time_ms, status = excluded.status,
            error = excluded.error, latency_ms = excluded.latency_ms, response = excluded.response",
     )
+    .bind(&d_ids)
+    .bind(&d_states)
+    .bind(&d_dues)
+    .bind(&d_numbers)
+    .bind(&d_times)
     .bind(&a_ids)
     .bind(&a_numbers)
     .bind(&a_times)
@@ -377,51 +397,44 @@ pub(crate) async fn record(pool: &PgPool, outcomes: &[AttemptOutcome]) -> Result
     .bind(&a_errors)
     .bind(&a_latencies)
     .bind(&a_responses)
+    // Planned afresh each time, for the reason given at fan-out's read of the queue: a plan
+    // cached while `deliveries` was small scans all of it.
+    .persistent(false)
     .execute(&mut *transaction)
     .await
     .store()?;
-    sqlx::query(
-        // A retry of a subscription paused meanwhile waits with the rest of its backlog.
-        "UPDATE deliveries d SET due_ms = coalesce(u.due_ms, d.due_ms), claimed_by = NULL,
-                state = CASE WHEN u.state = 'pending' AND EXISTS (
-                          SELECT 1 FROM subscriptions s WHERE s.app_id = d.app_id
-                            AND s.object_type = d.object_type AND s.status = 'paused')
-                        THEN 'paused' ELSE u.state END,
-                attempt_count = greatest(d.attempt_count, coalesce(u.number, 0)),
-                first_attempt_ms = coalesce(d.first_attempt_ms, u.time_ms)
-         FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::int[], $5::bigint[]) AS u(id, state, due_ms, number, time_ms)
-         WHERE d.id = u.id",
-    )
-    .bind(&d_ids)
-    .bind(&d_states)
-    .bind(&d_dues)
-    .bind(&d_numbers)
-    .bind(&d_times)
-    .execute(&mut *transaction)
-    .await
-    .store()?;
-    for (key, clock) in clocks {
-        let (sql, at) = match clock {
-            Clock::Clear => (
-                "UPDATE subscriptions SET failing_since = NULL WHERE app_id = $1 AND object_type = $2 AND $3::bigint IS NULL",
-                None,
-            ),
-            Clock::Extend(at) => (
-                "UPDATE subscriptions SET failing_since = coalesce(failing_since, $3) WHERE app_id = $1 AND object_type = $2",
-                Some(at),
-            ),
-            Clock::Restart(at) => (
-                "UPDATE subscriptions SET failing_since = $3 WHERE app_id = $1 AND object_type = $2",
-                Some(at),
-            ),
-        };
-        sqlx::query(sql)
-            .bind(&key.app_id)
-            .bind(&key.object_type)
-            .bind(at)
-            .execute(&mut *transaction)
-            .await
-            .store()?;
+    if !clocks.is_empty() {
+        // Every subscription's failing-since clock in one statement; a clock already clear is
+        // left alone rather than rewritten.
+        let (mut apps, mut types, mut kinds, mut ats) = (vec![], vec![], vec![], vec![]);
+        for (key, clock) in &clocks {
+            let (kind, at) = match clock {
+                Clock::Clear => ("clear", None),
+                Clock::Extend(at) => ("extend", Some(*at)),
+                Clock::Restart(at) => ("restart", Some(*at)),
+            };
+            apps.push(key.app_id.as_str());
+            types.push(key.object_type.as_str());
+            kinds.push(kind);
+            ats.push(at);
+        }
+        sqlx::query(
+            "UPDATE subscriptions s SET failing_since = CASE u.kind
+                 WHEN 'clear' THEN NULL
+                 WHEN 'extend' THEN coalesce(s.failing_since, u.at)
+                 ELSE u.at END
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS u(app_id, object_type, kind, at)
+             WHERE s.app_id = u.app_id AND s.object_type = u.object_type
+               AND NOT (u.kind = 'clear' AND s.failing_since IS NULL)
+               AND NOT (u.kind = 'extend' AND s.failing_since IS NOT NULL)",
+        )
+        .bind(&apps)
+        .bind(&types)
+        .bind(&kinds)
+        .bind(&ats)
+        .execute(&mut *transaction)
+        .await
+        .store()?;
     }
     transaction.commit().await.store()
 }

@@ -26,11 +26,8 @@ pub(crate) async fn run(
     now_ms: i64,
     planner: &Planner,
 ) -> Result<FanoutReport, StoreError> {
+    // `pool` is the relaxed pool, whose sessions also bound lock waits (see the crate docs).
     let mut transaction = pool.begin().await.store()?;
-    sqlx::query("SET LOCAL lock_timeout = '10s'")
-        .execute(&mut *transaction)
-        .await
-        .store()?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(FANOUT_LOCK)
         .execute(&mut *transaction)
@@ -38,13 +35,15 @@ pub(crate) async fn run(
         .store()?;
     let limit_plus_one = i64::try_from(limit + 1).unwrap_or(i64::MAX);
     let rows = sqlx::query(&format!(
-        // `= ANY(ARRAY(..))` rather than `IN (..)`: it is always an index scan of `changes`,
-        // whatever the planner guesses about a freshly churned queue.
         "SELECT {CHANGE_COLUMNS} FROM changes WHERE id = ANY(ARRAY(
            SELECT change_id FROM change_queue ORDER BY change_id LIMIT $1))
          ORDER BY id"
     ))
     .bind(limit_plus_one)
+    // Planned afresh each round rather than prepared once: a plan cached while `changes` was
+    // small scans the whole table, and within the first minute of a new database (before
+    // autovacuum's first analyze) nothing replaces it, so every round read every change.
+    .persistent(false)
     .fetch_all(&mut *transaction)
     .await
     .store()?;

@@ -10,6 +10,13 @@
 //! - Nodes renew leases; a node whose lease lapses is reaped and its claims and lanes go back to
 //!   the pool ([`nodes`]). LISTEN/NOTIFY carries wake-ups between nodes ([`events`]).
 //!
+//! Fan-out rounds, claims and attempt outcomes commit with `synchronous_commit = off`, on a
+//! small pool of their own: they are most of the commits under load, and none of them needs
+//! its own WAL flush. A crash of PostgreSQL loses at most the last fraction of a second of
+//! them, and that work is redone from the durable changes or sent again, which at-least-once
+//! delivery allows (the SQLite store makes the same choice). Accepted changes and API writes
+//! wait for their flush as usual.
+//!
 //! [`migrate`](schema) runs on open, under an advisory lock.
 
 mod apps;
@@ -68,9 +75,15 @@ impl Default for PostgresOptions {
     }
 }
 
+/// Connections of the relaxed pool (fan-out, claims and outcomes): each of those runs one at a
+/// time per node, so a few are plenty.
+const RELAXED_POOL_SIZE: u32 = 4;
+
 /// The PostgreSQL store.
 pub struct PostgresStore {
     pool: PgPool,
+    /// Connections whose commits do not wait for the WAL flush (see the module docs).
+    relaxed: PgPool,
     events: broadcast::Sender<StoreEvent>,
     /// Nodes of this process that have heartbeated at least once (to tell "first heartbeat"
     /// from "my lease lapsed and I was reaped").
@@ -94,23 +107,34 @@ impl PostgresStore {
             .max_connections(options.pool_size.max(2))
             .acquire_timeout(options.acquire_timeout)
             .test_before_acquire(true)
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await
             .store()?;
         schema::migrate(&pool).await?;
+        // Startup parameters, so they cost no statement per transaction. Fan-out rounds wait
+        // for each other's advisory lock; a round stuck behind a lost one gives up and retries.
+        let relaxed = PgPoolOptions::new()
+            .max_connections(RELAXED_POOL_SIZE.min(options.pool_size.max(2)))
+            .acquire_timeout(options.acquire_timeout)
+            .test_before_acquire(true)
+            .connect_with(connect.options([("synchronous_commit", "off"), ("lock_timeout", "10s")]))
+            .await
+            .store()?;
         let (events, _) = broadcast::channel(64);
         if options.listen {
             tokio::spawn(events::listen(pool.clone(), events.clone()));
         }
         Ok(PostgresStore {
             pool,
+            relaxed,
             events,
             registered: Mutex::new(HashSet::new()),
         })
     }
 
-    /// Closes the pool (and with it the listener).
+    /// Closes the pools (and with them the listener).
     pub async fn close(&self) {
+        self.relaxed.close().await;
         self.pool.close().await;
     }
 }
@@ -277,7 +301,7 @@ impl Store for PostgresStore {
         now_ms: i64,
         planner: Planner,
     ) -> StoreResult<FanoutReport> {
-        fanout::run(&self.pool, limit, now_ms, &planner).await
+        fanout::run(&self.relaxed, limit, now_ms, &planner).await
     }
 
     async fn explain_facts(
@@ -298,7 +322,7 @@ impl Store for PostgresStore {
         now_ms: i64,
         request: &ClaimRequest,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
-        deliveries::claim_due(&self.pool, node, now_ms, request).await
+        deliveries::claim_due(&self.relaxed, node, now_ms, request).await
     }
 
     async fn next_due_ms(&self) -> StoreResult<Option<i64>> {
@@ -306,7 +330,7 @@ impl Store for PostgresStore {
     }
 
     async fn record_outcomes(&self, outcomes: Vec<AttemptOutcome>) -> StoreResult<()> {
-        deliveries::record(&self.pool, &outcomes).await
+        deliveries::record(&self.relaxed, &outcomes).await
     }
 
     async fn release_claims(&self, node: Option<&str>) -> StoreResult<u64> {
