@@ -1,5 +1,6 @@
 //! The embedded SQLite store: one database file in WAL mode, one writer thread that group-commits
-//! every write ([`writer`]), and a pool of read connections ([`readers`]). A process holds an
+//! every write ([`writer`]), a pool of read connections ([`readers`]), and a thread that copies
+//! the WAL back into the database ([`checkpointer`]). A process holds an
 //! exclusive lock on the file while it runs, so claims left by a crashed process can be released
 //! at start-up: nobody else can hold them.
 //!
@@ -9,6 +10,7 @@
 mod apps;
 mod catalog;
 mod changes;
+mod checkpointer;
 mod copy;
 mod deliveries;
 mod error;
@@ -34,6 +36,7 @@ use graphhooks_store::{
 };
 use rusqlite::Connection;
 
+use crate::checkpointer::Checkpointer;
 use crate::error::SqlResultExt;
 use crate::readers::Readers;
 use crate::writer::Writer;
@@ -69,6 +72,7 @@ impl Default for SqliteOptions {
 pub struct SqliteStore {
     writer: Writer,
     readers: Readers,
+    _checkpointer: Checkpointer,
     path: PathBuf,
     /// Held for the life of the store: only one process uses a database file.
     _lock: File,
@@ -127,7 +131,8 @@ impl SqliteStore {
                  PRAGMA foreign_keys = ON;
                  PRAGMA busy_timeout = 5000;
                  PRAGMA cache_size = -8192;
-                 PRAGMA temp_store = MEMORY;"
+                 PRAGMA temp_store = MEMORY;
+                 PRAGMA wal_autocheckpoint = 0;"
             ))
             .store()?;
         schema::migrate(&mut connection)?;
@@ -143,6 +148,7 @@ impl SqliteStore {
             .store()?;
         connection.set_prepared_statement_cache_capacity(64);
         let readers = Readers::open(&path, options.readers.max(1))?;
+        let checkpointer = Checkpointer::start(&path)?;
         let writer =
             Writer::start(connection, options.durability == Durability::Full).map_err(|error| {
                 StoreError::other(format!("cannot start the SQLite writer: {error}"))
@@ -150,6 +156,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             writer,
             readers,
+            _checkpointer: checkpointer,
             path,
             _lock: lock,
             registered: std::sync::Mutex::new(std::collections::HashSet::new()),
