@@ -16,9 +16,12 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 use crate::error::{SqlResultExt, corrupt};
 use crate::events::CHANNEL;
 
+/// Stores `planned` (in order; returns their ids). `claimed_by`, when not empty, holds the
+/// node each delivery is claimed for as it is stored (one entry per delivery).
 pub(crate) async fn insert_many(
     connection: &mut PgConnection,
     planned: &[PlannedDelivery],
+    claimed_by: &[Option<&str>],
     test: bool,
     now_ms: i64,
 ) -> Result<Vec<i64>, StoreError> {
@@ -31,7 +34,9 @@ pub(crate) async fn insert_many(
     let mut bodies = Vec::with_capacity(planned.len());
     let mut change_ids = Vec::with_capacity(planned.len());
     let mut object_ids = Vec::with_capacity(planned.len());
-    for delivery in planned {
+    let mut claimers: Vec<Option<&str>> = Vec::with_capacity(planned.len());
+    for (index, delivery) in planned.iter().enumerate() {
+        claimers.push(claimed_by.get(index).copied().flatten());
         app_ids.push(delivery.app_id.as_str());
         object_types.push(delivery.object_type.as_str());
         states.push(delivery.state.as_str());
@@ -46,11 +51,11 @@ pub(crate) async fn insert_many(
     }
     let ids = sqlx::query_scalar(
         "INSERT INTO deliveries (app_id, object_type, state, created_time, body, change_ids, first_change_id,
-                                 last_change_id, object_ids, test, due_ms)
+                                 last_change_id, object_ids, test, due_ms, claimed_by)
          SELECT u.app_id, u.object_type, u.state, $7, u.body, c.ids, c.first, c.last,
-                ARRAY(SELECT jsonb_array_elements_text(u.object_ids::jsonb)), $8, $9
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
-                WITH ORDINALITY AS u(app_id, object_type, state, body, change_ids, object_ids, ord)
+                ARRAY(SELECT jsonb_array_elements_text(u.object_ids::jsonb)), $8, $9, u.claimed_by
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $10::text[])
+                WITH ORDINALITY AS u(app_id, object_type, state, body, change_ids, object_ids, claimed_by, ord)
          CROSS JOIN LATERAL (
            SELECT coalesce(array_agg(v::bigint ORDER BY v::bigint), '{}') AS ids, min(v::bigint) AS first, max(v::bigint) AS last
            FROM jsonb_array_elements_text(u.change_ids::jsonb) AS v) c
@@ -66,6 +71,7 @@ pub(crate) async fn insert_many(
     .bind(now_ms / 1000)
     .bind(test)
     .bind(now_ms)
+    .bind(&claimers)
     .fetch_all(&mut *connection)
     .await
     .map_err(|error| match &error {
@@ -103,6 +109,7 @@ pub(crate) async fn insert(
     let ids = insert_many(
         &mut transaction,
         std::slice::from_ref(&delivery.planned),
+        &[],
         delivery.test,
         now_ms,
     )
@@ -224,50 +231,60 @@ pub(crate) async fn claim_due(
         ));
     }
     claimed.sort_by_key(|(due, delivery)| (*due, delivery.id));
-    let keys: HashSet<&SubscriptionKey> = claimed.iter().map(|(_, d)| &d.key).collect();
+    let mut claimed: Vec<ClaimedDelivery> = claimed.into_iter().map(|(_, d)| d).collect();
+    attach_targets(&mut transaction, &mut claimed, now_ms).await?;
+    transaction.commit().await.store()?;
+    Ok(claimed)
+}
+
+/// Sets the callback and secrets each claimed delivery is sent with (left `None` when the app
+/// no longer subscribes: the attempt then fails without a request).
+pub(crate) async fn attach_targets(
+    connection: &mut PgConnection,
+    claimed: &mut [ClaimedDelivery],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let keys: HashSet<&SubscriptionKey> = claimed.iter().map(|d| &d.key).collect();
+    if keys.is_empty() {
+        return Ok(());
+    }
     let (key_apps, key_types): (Vec<&str>, Vec<&str>) = keys
         .iter()
         .map(|k| (k.app_id.as_str(), k.object_type.as_str()))
         .unzip();
+    let rows = sqlx::query(
+        "SELECT s.app_id, s.object_type, s.callback_url, s.include_client_certificate, s.standard_webhooks, a.secret,
+                CASE WHEN a.previous_secret_until > $3 THEN a.previous_secret END
+         FROM subscriptions s JOIN apps a ON a.id = s.app_id
+         JOIN unnest($1::text[], $2::text[]) AS k(app_id, object_type)
+           ON s.app_id = k.app_id AND s.object_type = k.object_type",
+    )
+    .bind(&key_apps)
+    .bind(&key_types)
+    .bind(now_ms)
+    .fetch_all(&mut *connection)
+    .await
+    .store()?;
     let mut targets: HashMap<SubscriptionKey, Arc<DeliveryTarget>> = HashMap::new();
-    if !keys.is_empty() {
-        let rows = sqlx::query(
-            "SELECT s.app_id, s.object_type, s.callback_url, s.include_client_certificate, s.standard_webhooks, a.secret,
-                    CASE WHEN a.previous_secret_until > $3 THEN a.previous_secret END
-             FROM subscriptions s JOIN apps a ON a.id = s.app_id
-             JOIN unnest($1::text[], $2::text[]) AS k(app_id, object_type)
-               ON s.app_id = k.app_id AND s.object_type = k.object_type",
-        )
-        .bind(&key_apps)
-        .bind(&key_types)
-        .bind(now_ms)
-        .fetch_all(&mut *transaction)
-        .await
-        .store()?;
-        for row in rows {
-            targets.insert(
-                SubscriptionKey {
-                    app_id: row.try_get(0).store()?,
-                    object_type: row.try_get(1).store()?,
-                },
-                Arc::new(DeliveryTarget {
-                    callback_url: row.try_get(2).store()?,
-                    include_client_certificate: row.try_get(3).store()?,
-                    standard_webhooks: row.try_get(4).store()?,
-                    secret: row.try_get(5).store()?,
-                    previous_secret: row.try_get(6).store()?,
-                }),
-            );
-        }
+    for row in rows {
+        targets.insert(
+            SubscriptionKey {
+                app_id: row.try_get(0).store()?,
+                object_type: row.try_get(1).store()?,
+            },
+            Arc::new(DeliveryTarget {
+                callback_url: row.try_get(2).store()?,
+                include_client_certificate: row.try_get(3).store()?,
+                standard_webhooks: row.try_get(4).store()?,
+                secret: row.try_get(5).store()?,
+                previous_secret: row.try_get(6).store()?,
+            }),
+        );
     }
-    transaction.commit().await.store()?;
-    Ok(claimed
-        .into_iter()
-        .map(|(_, mut delivery)| {
-            delivery.target = targets.get(&delivery.key).cloned();
-            delivery
-        })
-        .collect())
+    for delivery in claimed.iter_mut() {
+        delivery.target = targets.get(&delivery.key).cloned();
+    }
+    Ok(())
 }
 
 pub(crate) async fn next_due_ms(pool: &PgPool) -> Result<Option<i64>, StoreError> {
