@@ -123,7 +123,8 @@ pub(crate) async fn run(
 /// node's room per lane (from its claim request), only in lanes the node already owns (lanes
 /// are adopted by claims, which share them out fairly between nodes), and only in lanes with
 /// no older delivery waiting unclaimed, which a claim would take first. Paused subscriptions'
-/// deliveries are never taken.
+/// deliveries are never taken. The lanes taken from stay locked until the round commits, so
+/// a reaper that gives them away meanwhile waits and then releases these claims too.
 async fn handover<'a>(
     connection: &mut PgConnection,
     node: &'a str,
@@ -145,7 +146,9 @@ async fn handover<'a>(
            ON l.app_id = w.app_id AND l.object_type = w.object_type
          WHERE l.node_id = $3
            AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.app_id = l.app_id AND d.object_type = l.object_type
-                           AND d.state = 'pending' AND d.claimed_by IS NULL)",
+                           AND d.state = 'pending' AND d.claimed_by IS NULL)
+         ORDER BY l.app_id, l.object_type
+         FOR UPDATE OF l",
     )
     .bind(&apps)
     .bind(&types)
