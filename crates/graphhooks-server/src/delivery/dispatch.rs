@@ -91,17 +91,11 @@ impl Lane {
     }
 }
 
-/// A claim running beside dispatch: what it took, the total it asked for, and the time it
-/// claimed at.
-type ClaimTask = tokio::task::JoinHandle<(StoreResult<Vec<ClaimedDelivery>>, usize, i64)>;
-
 /// Messages from fan-out, which claims new work as it writes it (see [`super`]).
 pub(crate) enum Handover {
     /// Fan-out is about to write a round: what room is there? `None` is "take nothing". An
     /// offer made is outstanding until its [`Handover::Claimed`] arrives: no claim starts
-    /// meanwhile, so work handed over never overtakes older work a claim would bring. Asked
-    /// while a claim runs, dispatch answers once the claim is in: a round that went ahead
-    /// with nothing would leave its work to yet another claim.
+    /// meanwhile, so work handed over never overtakes older work a claim would bring.
     Ask(oneshot::Sender<Option<ClaimRequest>>),
     /// What the round claimed under the last offer (empty if it failed).
     Claimed(Vec<ClaimedDelivery>),
@@ -517,12 +511,8 @@ impl Dispatcher {
         }
     }
 
-    /// When to look for due work next, at most [`IDLE_POLL`] from now. `nothing_claimed_at` is
-    /// the time of the claim just made if it took nothing: work due by then is in lanes that
-    /// cannot take more now (full here, or another node's), and looking again every
-    /// [`DUE_RECHECK`] would only repeat that claim; a completion, new work or the idle poll
-    /// wakes dispatch instead.
-    async fn next_wake(&self, nothing_claimed_at: Option<i64>) -> Instant {
+    /// When to look for due work next, at most [`IDLE_POLL`] from now.
+    async fn next_wake(&self) -> Instant {
         let now = now_ms();
         let retry = self.shared.next_retry_ms.swap(i64::MAX, Ordering::AcqRel);
         let due = self
@@ -532,15 +522,14 @@ impl Dispatcher {
             .await
             .ok()
             .flatten()
-            .filter(|due| nothing_claimed_at.is_none_or(|claimed_at| *due > claimed_at))
             .unwrap_or(i64::MAX);
         let at = retry.min(due);
         let poll = Instant::now() + IDLE_POLL;
         if at == i64::MAX {
             return poll;
         }
-        // Work already due but not claimed became due a moment ago (or the claim that would
-        // have taken it took something else): look again shortly rather than spin.
+        // Work already due but not claimed sits in full lanes (their completions wake us), or
+        // became due a moment ago: look again shortly rather than spin.
         let wait = Duration::from_millis(u64::try_from(at.saturating_sub(now)).unwrap_or(0))
             .max(DUE_RECHECK);
         (Instant::now() + wait).min(poll)
@@ -585,12 +574,11 @@ pub(crate) async fn run(
     // A claim runs beside dispatch, never in front of it: claims queue behind other writes in
     // the store, and attempts must keep starting while one is under way. One claim at a time.
     let mut claim_wanted = true;
-    let mut claim: Option<ClaimTask> = None;
+    let mut claim: Option<tokio::task::JoinHandle<(StoreResult<Vec<ClaimedDelivery>>, usize)>> =
+        None;
     let mut wake = Instant::now() + IDLE_POLL;
     // An offer to fan-out is outstanding (see `Handover::Ask`).
     let mut offered = false;
-    // Fan-out's question, asked while a claim ran, to answer when it is in.
-    let mut asked: Option<oneshot::Sender<Option<ClaimRequest>>> = None;
     let mut handover_closed = false;
     loop {
         if shared.reaped.swap(false, Ordering::AcqRel) {
@@ -609,8 +597,8 @@ pub(crate) async fn run(
                     let store = shared.store.clone();
                     let node = shared.node_id.clone();
                     claim = Some(tokio::spawn(async move {
-                        let (total, at) = (request.total, now_ms());
-                        (store.claim_due(&node, at, &request).await, total, at)
+                        let total = request.total;
+                        (store.claim_due(&node, now_ms(), &request).await, total)
                     }));
                 }
             }
@@ -630,29 +618,17 @@ pub(crate) async fn run(
                 }
             }, if claim.is_some() => {
                 claim = None;
-                let (more, nothing_claimed_at) = match finished {
-                    Ok((claimed, total, at)) => {
-                        let empty = matches!(&claimed, Ok(claimed) if claimed.is_empty());
-                        (dispatcher.accept_claim(claimed, total), empty.then_some(at))
-                    }
+                let more = match finished {
+                    Ok((claimed, total)) => dispatcher.accept_claim(claimed, total),
                     Err(error) => {
                         tracing::error!(%error, "A claim task failed; claiming again shortly");
-                        (false, None)
+                        false
                     }
                 };
                 if more {
                     claim_wanted = true;
                 } else {
-                    wake = dispatcher.next_wake(nothing_claimed_at).await;
-                }
-                if let Some(reply) = asked.take() {
-                    let offer = (!shutdown.is_cancelled())
-                        .then(|| dispatcher.claim_request())
-                        .flatten();
-                    let made = offer.is_some();
-                    if reply.send(offer).is_ok() && made {
-                        offered = true;
-                    }
+                    wake = dispatcher.next_wake().await;
                 }
             }
             message = handover.recv(), if !handover_closed => match message {
@@ -661,7 +637,6 @@ pub(crate) async fn run(
                     handover_closed = true;
                     offered = false;
                 }
-                Some(Handover::Ask(reply)) if claim.is_some() && !offered => asked = Some(reply),
                 Some(Handover::Ask(reply)) => {
                     let offer = (claim.is_none() && !offered && !shutdown.is_cancelled())
                         .then(|| dispatcher.claim_request())
@@ -689,7 +664,6 @@ pub(crate) async fn run(
         claim.abort();
     }
     // Fan-out waiting for an answer gets "nothing" and writes its round unclaimed.
-    drop(asked.take());
     drop(handover);
 
     let grace = shared.config.delivery_timeout.min(Duration::from_secs(10));

@@ -22,11 +22,11 @@ const ROUND_LIMIT: usize = 5000;
 const POLL: Duration = Duration::from_millis(500);
 
 /// Runs until `shutdown`. Changes left unprocessed stay durable and are processed next start.
-/// Each round claims for dispatch what dispatch offers room for, through `handover`.
+/// With `handover`, each round claims for dispatch what dispatch has room for.
 pub(crate) async fn run(
     shared: Arc<EngineShared>,
     shutdown: CancellationToken,
-    handover: mpsc::UnboundedSender<Handover>,
+    handover: Option<mpsc::UnboundedSender<Handover>>,
 ) {
     let limits = BatchLimits {
         max_changes: shared.config.batch_max,
@@ -53,7 +53,10 @@ pub(crate) async fn run(
         }
         loop {
             // The room dispatch offers, and where to answer it.
-            let offer = ask_for_room(&handover).await.map(|room| (&handover, room));
+            let offer = match &handover {
+                Some(handover) => ask_for_room(handover).await.map(|room| (handover, room)),
+                None => None,
+            };
             let result = match &offer {
                 Some((_, room)) => {
                     shared
