@@ -16,12 +16,9 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 use crate::error::{SqlResultExt, corrupt};
 use crate::events::CHANNEL;
 
-/// Stores `planned` (in order; returns their ids). `claimed_by`, when not empty, holds the
-/// node each delivery is claimed for as it is stored (one entry per delivery).
 pub(crate) async fn insert_many(
     connection: &mut PgConnection,
     planned: &[PlannedDelivery],
-    claimed_by: &[Option<&str>],
     test: bool,
     now_ms: i64,
 ) -> Result<Vec<i64>, StoreError> {
@@ -34,9 +31,7 @@ pub(crate) async fn insert_many(
     let mut bodies = Vec::with_capacity(planned.len());
     let mut change_ids = Vec::with_capacity(planned.len());
     let mut object_ids = Vec::with_capacity(planned.len());
-    let mut claimers: Vec<Option<&str>> = Vec::with_capacity(planned.len());
-    for (index, delivery) in planned.iter().enumerate() {
-        claimers.push(claimed_by.get(index).copied().flatten());
+    for delivery in planned {
         app_ids.push(delivery.app_id.as_str());
         object_types.push(delivery.object_type.as_str());
         states.push(delivery.state.as_str());
@@ -51,11 +46,11 @@ pub(crate) async fn insert_many(
     }
     let ids = sqlx::query_scalar(
         "INSERT INTO deliveries (app_id, object_type, state, created_time, body, change_ids, first_change_id,
-                                 last_change_id, object_ids, test, due_ms, claimed_by)
+                                 last_change_id, object_ids, test, due_ms)
          SELECT u.app_id, u.object_type, u.state, $7, u.body, c.ids, c.first, c.last,
-                ARRAY(SELECT jsonb_array_elements_text(u.object_ids::jsonb)), $8, $9, u.claimed_by
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $10::text[])
-                WITH ORDINALITY AS u(app_id, object_type, state, body, change_ids, object_ids, claimed_by, ord)
+                ARRAY(SELECT jsonb_array_elements_text(u.object_ids::jsonb)), $8, $9
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+                WITH ORDINALITY AS u(app_id, object_type, state, body, change_ids, object_ids, ord)
          CROSS JOIN LATERAL (
            SELECT coalesce(array_agg(v::bigint ORDER BY v::bigint), '{}') AS ids, min(v::bigint) AS first, max(v::bigint) AS last
            FROM jsonb_array_elements_text(u.change_ids::jsonb) AS v) c
@@ -71,7 +66,6 @@ pub(crate) async fn insert_many(
     .bind(now_ms / 1000)
     .bind(test)
     .bind(now_ms)
-    .bind(&claimers)
     .fetch_all(&mut *connection)
     .await
     .map_err(|error| match &error {
@@ -109,7 +103,6 @@ pub(crate) async fn insert(
     let ids = insert_many(
         &mut transaction,
         std::slice::from_ref(&delivery.planned),
-        &[],
         delivery.test,
         now_ms,
     )
@@ -239,7 +232,7 @@ pub(crate) async fn claim_due(
 
 /// Sets the callback and secrets each claimed delivery is sent with (left `None` when the app
 /// no longer subscribes: the attempt then fails without a request).
-pub(crate) async fn attach_targets(
+async fn attach_targets(
     connection: &mut PgConnection,
     claimed: &mut [ClaimedDelivery],
     now_ms: i64,

@@ -1,20 +1,14 @@
 //! Fan-out rounds and explain facts. A round takes the fan-out lock (one round at a time across
 //! nodes, so per-object order is kept), reads the oldest queued changes, gathers only the facts
-//! they can touch, lets the planner decide, stores the deliveries (claiming for its node those
-//! a claim would have taken next, see [`handover`]) and dequeues the changes, all in one
-//! transaction.
+//! they can touch, lets the planner decide, stores the deliveries and dequeues the changes, all
+//! in one transaction.
 
 use std::collections::{BTreeSet, HashMap};
 
 use graphhooks_core::catalog::GrantMode;
-use graphhooks_core::fanout::PlannedDelivery;
 use graphhooks_core::fanout::{FanoutFacts, Subscriber};
-use graphhooks_core::model::DeliveryState;
 use graphhooks_core::model::{AppMode, Change};
-use graphhooks_store::{
-    ClaimRequest, ClaimedDelivery, ExplainApp, ExplainFacts, FanoutReport, Planner, ReplayReport,
-    StoreError, SubscriptionKey,
-};
+use graphhooks_store::{ExplainApp, ExplainFacts, FanoutReport, Planner, ReplayReport, StoreError};
 use sqlx::{PgConnection, PgPool, Row};
 
 use crate::changes::{self, CHANGE_COLUMNS};
@@ -26,15 +20,12 @@ use crate::{apps, catalog, deliveries, subscriptions};
 /// Advisory lock key of fan-out rounds ("ghfanout").
 const FANOUT_LOCK: i64 = 0x6768_6661_6e6f_7574;
 
-/// One fan-out round; with `claim`, also claims for that node the round's new deliveries its
-/// request has room for (see [`handover`]).
 pub(crate) async fn run(
     pool: &PgPool,
     limit: usize,
     now_ms: i64,
     planner: &Planner,
-    claim: Option<(&str, &ClaimRequest)>,
-) -> Result<(FanoutReport, Vec<ClaimedDelivery>), StoreError> {
+) -> Result<FanoutReport, StoreError> {
     // `pool` is the relaxed pool, whose sessions also bound lock waits (see the crate docs).
     let mut transaction = pool.begin().await.store()?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -60,44 +51,18 @@ pub(crate) async fn run(
     let more = batch.len() > limit;
     batch.truncate(limit);
     if batch.is_empty() {
-        return Ok((FanoutReport::default(), Vec::new()));
+        return Ok(FanoutReport::default());
     }
     let facts = gather_facts(&mut transaction, &batch).await?;
     let planned = planner(&batch, &facts);
-    let claimed_by = match claim {
-        Some((node, request)) => handover(&mut transaction, node, request, &planned).await?,
-        None => Vec::new(),
-    };
-    let ids =
-        deliveries::insert_many(&mut transaction, &planned, &claimed_by, false, now_ms).await?;
-    let mut claimed: Vec<ClaimedDelivery> = planned
-        .iter()
-        .zip(&ids)
-        .zip(&claimed_by)
-        .filter(|(_, by)| by.is_some())
-        .map(|((delivery, id), _)| ClaimedDelivery {
-            id: *id,
-            key: SubscriptionKey {
-                app_id: delivery.app_id.clone(),
-                object_type: delivery.object_type.clone(),
-            },
-            body: delivery.notification.body.clone(),
-            object_ids: delivery.notification.object_ids.clone(),
-            attempts_made: 0,
-            first_attempt_ms: None,
-            target: None,
-            test: false,
-        })
-        .collect();
-    deliveries::attach_targets(&mut transaction, &mut claimed, now_ms).await?;
+    deliveries::insert_many(&mut transaction, &planned, false, now_ms).await?;
     let ids: Vec<i64> = batch.iter().map(|c| c.id).collect();
     sqlx::query("DELETE FROM change_queue WHERE change_id = ANY($1)")
         .bind(&ids)
         .execute(&mut *transaction)
         .await
         .store()?;
-    // Other nodes hear of what is left for claims.
-    if planned.len() > claimed.len() {
+    if !planned.is_empty() {
         sqlx::query("SELECT pg_notify($1, 'deliveries')")
             .bind(CHANNEL)
             .execute(&mut *transaction)
@@ -105,94 +70,11 @@ pub(crate) async fn run(
             .store()?;
     }
     transaction.commit().await.store()?;
-    Ok((
-        FanoutReport {
-            changes: batch.len(),
-            deliveries: planned.len(),
-            more,
-        },
-        claimed,
-    ))
-}
-
-/// Which of a round's new deliveries `node` claims as they are stored (one entry per planned
-/// delivery, `None` for those left for claims).
-///
-/// A claim right after the round would read back and rewrite rows the round has just written,
-/// a round trip and a transaction later. Only what that claim would have taken is taken: the
-/// node's room per lane (from its claim request), only in lanes the node already owns (lanes
-/// are adopted by claims, which share them out fairly between nodes), and only in lanes with
-/// no older delivery waiting unclaimed, which a claim would take first. Paused subscriptions'
-/// deliveries are never taken. The lanes taken from stay locked until the round commits, so
-/// a reaper that gives them away meanwhile waits and then releases these claims too.
-async fn handover<'a>(
-    connection: &mut PgConnection,
-    node: &'a str,
-    request: &ClaimRequest,
-    planned: &[PlannedDelivery],
-) -> Result<Vec<Option<&'a str>>, StoreError> {
-    let lanes: BTreeSet<(&str, &str)> = planned
-        .iter()
-        .filter(|d| d.state == DeliveryState::Pending)
-        .map(|d| (d.app_id.as_str(), d.object_type.as_str()))
-        .collect();
-    if lanes.is_empty() || request.total == 0 {
-        return Ok(Vec::new());
-    }
-    let (apps, types): (Vec<&str>, Vec<&str>) = lanes.into_iter().unzip();
-    let rows = sqlx::query(
-        "SELECT l.app_id, l.object_type FROM lanes l
-         JOIN unnest($1::text[], $2::text[]) AS w(app_id, object_type)
-           ON l.app_id = w.app_id AND l.object_type = w.object_type
-         WHERE l.node_id = $3
-           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.app_id = l.app_id AND d.object_type = l.object_type
-                           AND d.state = 'pending' AND d.claimed_by IS NULL)
-         ORDER BY l.app_id, l.object_type
-         FOR UPDATE OF l",
-    )
-    .bind(&apps)
-    .bind(&types)
-    .bind(node)
-    // Planned per round, for the reason given at the read of the queue above.
-    .persistent(false)
-    .fetch_all(&mut *connection)
-    .await
-    .store()?;
-    let limits: HashMap<(&str, &str), usize> = request
-        .lanes
-        .iter()
-        .map(|l| ((l.key.app_id.as_str(), l.key.object_type.as_str()), l.limit))
-        .collect();
-    let mut owned: BTreeSet<(String, String)> = BTreeSet::new();
-    for row in rows {
-        owned.insert((row.try_get(0).store()?, row.try_get(1).store()?));
-    }
-    let mut room: HashMap<(&str, &str), usize> = HashMap::new();
-    for (app_id, object_type) in apps.into_iter().zip(types) {
-        if owned.contains(&(app_id.to_owned(), object_type.to_owned())) {
-            let limit = limits
-                .get(&(app_id, object_type))
-                .copied()
-                .unwrap_or(request.other_limit);
-            room.insert((app_id, object_type), limit);
-        }
-    }
-    let mut total = request.total;
-    Ok(planned
-        .iter()
-        .map(|delivery| {
-            if total == 0 || delivery.state != DeliveryState::Pending {
-                return None;
-            }
-            let left = room.get_mut(&(delivery.app_id.as_str(), delivery.object_type.as_str()))?;
-            if *left == 0 {
-                return None;
-            }
-            *left -= 1;
-            total -= 1;
-            Some(node)
-        })
-        .collect())
+    Ok(FanoutReport {
+        changes: batch.len(),
+        deliveries: planned.len(),
+        more,
+    })
 }
 
 async fn gather_facts(
@@ -400,7 +282,7 @@ pub(crate) async fn replay(
             .map(|d| d.notification.change_ids.len())
             .sum::<usize>();
         report.deliveries += planned.len();
-        deliveries::insert_many(&mut transaction, &planned, &[], false, now_ms).await?;
+        deliveries::insert_many(&mut transaction, &planned, false, now_ms).await?;
         after = last;
     }
     if report.deliveries > 0 {

@@ -301,27 +301,7 @@ impl Store for PostgresStore {
         now_ms: i64,
         planner: Planner,
     ) -> StoreResult<FanoutReport> {
-        fanout::run(&self.relaxed, limit, now_ms, &planner, None)
-            .await
-            .map(|(report, _)| report)
-    }
-
-    async fn fan_out_and_claim(
-        &self,
-        limit: usize,
-        now_ms: i64,
-        planner: Planner,
-        node: &str,
-        request: &ClaimRequest,
-    ) -> StoreResult<(FanoutReport, Vec<ClaimedDelivery>)> {
-        fanout::run(
-            &self.relaxed,
-            limit,
-            now_ms,
-            &planner,
-            Some((node, request)),
-        )
-        .await
+        fanout::run(&self.relaxed, limit, now_ms, &planner).await
     }
 
     async fn explain_facts(

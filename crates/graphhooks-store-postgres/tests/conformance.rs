@@ -22,11 +22,3 @@ async fn postgres() -> Fixture {
 }
 
 graphhooks_store::store_conformance!(postgres);
-
-/// PostgreSQL claims a round's new work as it writes it, in lanes the node owns.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fan_out_hands_over_into_an_empty_lane() {
-    let fixture = postgres().await;
-    graphhooks_store::conformance::fan_out_hands_over_into_an_empty_lane(fixture.store.clone())
-        .await;
-}

@@ -607,33 +607,11 @@ pub async fn fan_out_claims_only_what_a_claim_would_take(store: Arc<dyn Store>) 
     assert_eq!(delivery.state, DeliveryState::Delivered);
 }
 
-/// For stores that claim as they fan out (both built-in stores; optional, so not in
-/// [`store_conformance!`](crate::store_conformance)): a round's work in an empty lane of the
-/// node's, with room, is claimed as it is written, up to the room, and a paused subscription's
-/// work never is.
+/// For stores that claim as they fan out (SQLite; optional, so not in
+/// [`store_conformance!`](crate::store_conformance)): a round's work in an empty lane with room
+/// is claimed as it is written, up to the room, and a paused subscription's work never is.
 pub async fn fan_out_hands_over_into_an_empty_lane(store: Arc<dyn Store>) {
     basic(&*store).await;
-    // Node "a" takes the lane up as dispatch does, with a claim (shared stores hand over only
-    // in lanes the node already owns; claims share lanes out between nodes).
-    store
-        .insert_changes(vec![change("user", "u1", "email", None)])
-        .await
-        .unwrap();
-    store.fan_out(100, 500, planner()).await.unwrap();
-    let first = store
-        .claim_due("a", 500, &ClaimRequest::any(10))
-        .await
-        .unwrap();
-    assert_eq!(first.len(), 1);
-    store
-        .record_outcomes(vec![AttemptOutcome {
-            delivery_id: first[0].id,
-            key: key("1", "user"),
-            attempt: Some(attempt(1, 600, Some(200))),
-            next: NextStep::Delivered,
-        }])
-        .await
-        .unwrap();
     let (report, claimed) =
         change_handed_over(&*store, 1_000, planner(), &ClaimRequest::any(10)).await;
     assert_eq!((report.changes, report.deliveries), (1, 1));

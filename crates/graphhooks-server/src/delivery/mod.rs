@@ -133,10 +133,8 @@ impl Engine {
 
     /// Starts fan-out and dispatch (with its recorder) on `tracker`; they stop on `shutdown`.
     pub(crate) fn spawn(&self, tracker: &TaskTracker, shutdown: CancellationToken) {
-        // Fan-out claims new work as it writes it only on a store no other node writes to.
-        // The PostgreSQL store can (in lanes this node owns), but asked on every round it cut
-        // claims in the isolation benchmark fourfold while holding claims back for the length
-        // of long rounds, which cost about a tenth of unbatched throughput; left off.
+        // Fan-out claims new work as it writes it only on a store no other node writes to:
+        // elsewhere lanes move between nodes, which the handover does not arbitrate.
         let (handover, offers) = tokio::sync::mpsc::unbounded_channel();
         let handover = (!self.shared.store.shared()).then_some(handover);
         tracker.spawn(fanout::run(self.shared.clone(), shutdown.clone(), handover));
