@@ -82,34 +82,54 @@ pub fn to_meta_json<T: Serialize + ?Sized>(value: &T) -> Result<String, serde_js
     String::from_utf8(out).map_err(|e| serde_json::Error::io(io::Error::other(e)))
 }
 
-/// Appends `text` as a Meta-escaped JSON string literal, quotes included.
+/// Appends `text` as a Meta-escaped JSON string literal, quotes included. Runs of characters
+/// that need no escape (most of any id or field name) are copied whole.
 pub fn push_meta_string(out: &mut String, text: &str) {
-    let mut buffer = Vec::with_capacity(text.len() + 2);
-    buffer.push(b'"');
-    for ch in text.chars() {
-        match ch {
-            '"' => buffer.extend_from_slice(b"\\\""),
-            '\\' => buffer.extend_from_slice(b"\\\\"),
-            '\n' => buffer.extend_from_slice(b"\\n"),
-            '\r' => buffer.extend_from_slice(b"\\r"),
-            '\t' => buffer.extend_from_slice(b"\\t"),
-            '\u{08}' => buffer.extend_from_slice(b"\\b"),
-            '\u{0c}' => buffer.extend_from_slice(b"\\f"),
-            c if (c as u32) < 0x20 => {
-                let code = c as u32;
-                buffer.extend_from_slice(b"\\u00");
-                buffer.push(HEX[(code >> 4) as usize & 0xF]);
-                buffer.push(HEX[code as usize & 0xF]);
+    out.reserve(text.len() + 2);
+    out.push('"');
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    let mut index = 0;
+    while let Some(&byte) = bytes.get(index) {
+        if (0x20..0x80).contains(&byte) && !matches!(byte, b'"' | b'\\' | b'/') {
+            index += 1;
+            continue;
+        }
+        // `index` is on a character boundary: only whole characters are stepped over.
+        out.push_str(&text[start..index]);
+        let mut width = 1;
+        match byte {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'/' => out.push_str("\\/"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x08 => out.push_str("\\b"),
+            0x0c => out.push_str("\\f"),
+            0x00..=0x1f => {
+                out.push_str("\\u00");
+                out.push(char::from(HEX[usize::from(byte >> 4)]));
+                out.push(char::from(HEX[usize::from(byte & 0xF)]));
             }
-            c => {
-                let mut utf8 = [0u8; 4];
-                escape_fragment(&mut buffer, c.encode_utf8(&mut utf8));
+            _ => {
+                if let Some(ch) = text[index..].chars().next() {
+                    width = ch.len_utf8();
+                    let mut units = [0u16; 2];
+                    for unit in ch.encode_utf16(&mut units) {
+                        out.push_str("\\u");
+                        for shift in [12u16, 8, 4, 0] {
+                            out.push(char::from(HEX[usize::from((*unit >> shift) & 0xF)]));
+                        }
+                    }
+                }
             }
         }
+        index += width;
+        start = index;
     }
-    buffer.push(b'"');
-    // `buffer` holds ASCII only.
-    out.push_str(&String::from_utf8_lossy(&buffer));
+    out.push_str(&text[start..]);
+    out.push('"');
 }
 
 /// Limits of one notification.
@@ -239,52 +259,64 @@ impl NotificationBuilder {
 
     /// Adds a change, closing the current notification first if it would not fit.
     pub fn push(&mut self, change: ChangeItem<'_>) {
-        let item = self.item_for(&change);
-        let existing = self.by_object.get(change.object_id).copied();
-        let duplicate_field = !self.include_values
-            && existing.is_some_and(|i| self.entries[i].fields.iter().any(|f| f == change.field));
-        let added = match existing {
-            Some(_) if duplicate_field => 0,
-            Some(_) => item.len() + 1,
-            None => {
-                let separator = usize::from(!self.entries.is_empty());
-                separator + self.head_for(change.object_id).len() + item.len() + ENTRY_SUFFIX.len()
-            }
-        };
-        let full = !self.change_ids.is_empty()
-            && (self.change_ids.len() >= self.limits.max_changes
-                || self.bytes + added > self.limits.max_bytes);
-        if full {
+        if self.change_ids.len() >= self.limits.max_changes {
             self.close();
-            return self.push(change);
         }
-        self.change_ids.push(change.id);
-        self.bytes += added;
-        match existing {
-            Some(_) if duplicate_field => {}
-            Some(index) => {
-                let entry = &mut self.entries[index];
-                entry.items.push(',');
-                entry.items.push_str(&item);
-                if !self.include_values {
-                    entry.fields.push(change.field.to_owned());
+        let item = self.item_for(&change);
+        // Built once, whether or not the notification has to be closed first.
+        let mut head: Option<String> = None;
+        loop {
+            let existing = self.by_object.get(change.object_id).copied();
+            let duplicate_field = !self.include_values
+                && existing
+                    .is_some_and(|i| self.entries[i].fields.iter().any(|f| f == change.field));
+            let added = match existing {
+                Some(_) if duplicate_field => 0,
+                Some(_) => item.len() + 1,
+                None => {
+                    let head = head.get_or_insert_with(|| self.head_for(change.object_id));
+                    usize::from(!self.entries.is_empty())
+                        + head.len()
+                        + item.len()
+                        + ENTRY_SUFFIX.len()
+                }
+            };
+            // Closing empties the notification, so this closes at most once.
+            if !self.change_ids.is_empty() && self.bytes + added > self.limits.max_bytes {
+                self.close();
+                continue;
+            }
+            self.change_ids.push(change.id);
+            self.bytes += added;
+            match existing {
+                Some(_) if duplicate_field => {}
+                Some(index) => {
+                    let entry = &mut self.entries[index];
+                    entry.items.push(',');
+                    entry.items.push_str(&item);
+                    if !self.include_values {
+                        entry.fields.push(change.field.to_owned());
+                    }
+                }
+                None => {
+                    let head = head
+                        .take()
+                        .unwrap_or_else(|| self.head_for(change.object_id));
+                    self.by_object
+                        .insert(change.object_id.to_owned(), self.entries.len());
+                    self.entries.push(EntryBuffer {
+                        object_id: change.object_id.to_owned(),
+                        head,
+                        items: item,
+                        fields: if self.include_values {
+                            Vec::new()
+                        } else {
+                            vec![change.field.to_owned()]
+                        },
+                    });
                 }
             }
-            None => {
-                let head = self.head_for(change.object_id);
-                self.by_object
-                    .insert(change.object_id.to_owned(), self.entries.len());
-                self.entries.push(EntryBuffer {
-                    object_id: change.object_id.to_owned(),
-                    head,
-                    items: item,
-                    fields: if self.include_values {
-                        Vec::new()
-                    } else {
-                        vec![change.field.to_owned()]
-                    },
-                });
-            }
+            return;
         }
     }
 
@@ -361,6 +393,9 @@ mod tests {
             "é/😀",
             "",
             "\u{7f}\u{80}\u{7ff}\u{800}\u{ffff}\u{10000}",
+            "\u{8}\u{c}\t\r\n/\"\\\u{1f}\u{0}",
+            "user 42/é x😀y\u{1}z",
+            "trailing é",
         ] {
             let mut literal = String::new();
             push_meta_string(&mut literal, sample);
