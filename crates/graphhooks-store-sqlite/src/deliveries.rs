@@ -13,16 +13,16 @@ use graphhooks_store::{
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
+use crate::claims::{Added, Claims, SharedClaims};
 use crate::error::SqlResultExt;
 use crate::rows::corrupt;
 
-/// Stores a delivery due at `now_ms`, claimed already by `claimed_by` when given.
+/// Stores a delivery due at `now_ms`.
 pub(crate) fn insert(
     c: &Connection,
     planned: &PlannedDelivery,
     test: bool,
     now_ms: i64,
-    claimed_by: Option<&str>,
 ) -> Result<i64, StoreError> {
     let notification = &planned.notification;
     let mut change_ids = String::with_capacity(notification.change_ids.len() * 8);
@@ -36,8 +36,8 @@ pub(crate) fn insert(
     let mut statement = c
         .prepare_cached(
             "INSERT INTO deliveries (app_id, object_type, state, created_time, body, change_ids, first_change_id,
-                                     last_change_id, object_ids, test, due_ms, claimed_by)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                                     last_change_id, object_ids, test, due_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )
         .store()?;
     statement
@@ -53,7 +53,6 @@ pub(crate) fn insert(
             object_ids,
             test,
             now_ms,
-            claimed_by,
         ])
         .store()?;
     Ok(c.last_insert_rowid())
@@ -74,8 +73,88 @@ pub(crate) fn ensure_lane(
     Ok(())
 }
 
+/// Unclaimed pending deliveries of a lane due by `due_by`, in claim order (from `from` on,
+/// when given), skipping those held in `claims`: up to `limit` of them, as (due time, id).
+pub(crate) fn lane_queue(
+    c: &Connection,
+    claims: &Claims,
+    key: &SubscriptionKey,
+    due_by: i64,
+    limit: usize,
+    from: Option<(i64, i64)>,
+) -> Result<Vec<(i64, i64)>, StoreError> {
+    let mut found = Vec::new();
+    if limit == 0 {
+        return Ok(found);
+    }
+    // The lane index alone answers these (it is covering). In a busy lane the claimed rows
+    // are at its front, as many as the lane holds, so a caller that has found the first
+    // unclaimed row starts from it rather than step over them again. That start is two seeks:
+    // rows of one fan-out round share their due time, and SQLite seeks a row-value bound
+    // `(due_ms, id) >= (?, ?)` on its first column only.
+    const FROM_START: &str = "SELECT due_ms, id FROM deliveries
+         WHERE app_id = ?1 AND object_type = ?2 AND state IN ('pending', 'paused') AND claimed_by IS NULL
+           AND state = 'pending' AND due_ms <= ?3
+         ORDER BY due_ms, id";
+    const SAME_DUE_FROM_ID: &str = "SELECT due_ms, id FROM deliveries
+         WHERE app_id = ?1 AND object_type = ?2 AND state IN ('pending', 'paused') AND claimed_by IS NULL
+           AND state = 'pending' AND due_ms = ?3 AND id >= ?4
+         ORDER BY id";
+    const LATER_DUE: &str = "SELECT due_ms, id FROM deliveries
+         WHERE app_id = ?1 AND object_type = ?2 AND state IN ('pending', 'paused') AND claimed_by IS NULL
+           AND state = 'pending' AND due_ms > ?3 AND due_ms <= ?4
+         ORDER BY due_ms, id";
+    let queries: Vec<(&str, Vec<i64>)> = match from {
+        None => vec![(FROM_START, vec![due_by])],
+        Some((due, _)) if due > due_by => Vec::new(),
+        Some((due, id)) => vec![
+            (SAME_DUE_FROM_ID, vec![due, id]),
+            (LATER_DUE, vec![due, due_by]),
+        ],
+    };
+    for (sql, bounds) in queries {
+        let mut statement = c.prepare_cached(sql).store()?;
+        let lane = [&key.app_id as &dyn rusqlite::ToSql, &key.object_type];
+        let bounds = bounds.iter().map(|b| b as &dyn rusqlite::ToSql);
+        let mut rows = statement
+            .query(params_from_iter(lane.into_iter().chain(bounds)))
+            .store()?;
+        while let Some(row) = rows.next().store()? {
+            let id: i64 = row.get(1).store()?;
+            if claims.contains(id) {
+                continue;
+            }
+            found.push((row.get(0).store()?, id));
+            if found.len() >= limit {
+                return Ok(found);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The front of a lane's unclaimed queue: from the lane's cursor, or from its start when that
+/// finds less than `limit` (see [`crate::claims`]).
+pub(crate) fn lane_front(
+    c: &Connection,
+    claims: &Claims,
+    key: &SubscriptionKey,
+    due_by: i64,
+    limit: usize,
+) -> Result<Vec<(i64, i64)>, StoreError> {
+    if let Some(cursor) = claims.cursor(key) {
+        let found = lane_queue(c, claims, key, due_by, limit, Some(cursor))?;
+        if found.len() >= limit {
+            return Ok(found);
+        }
+    }
+    lane_queue(c, claims, key, due_by, limit, None)
+}
+
 pub(crate) fn claim_due(
     c: &Connection,
+    claims: &SharedClaims,
+    added: &Added,
     node: &str,
     now_ms: i64,
     request: &ClaimRequest,
@@ -104,9 +183,16 @@ pub(crate) fn claim_due(
     .execute(params![node, now_ms])
     .store()?;
 
-    // This node's lanes that may send, the one with the oldest due work first.
-    let mut lanes: Vec<(i64, i64, SubscriptionKey)> = Vec::new();
+    let limits: HashMap<&SubscriptionKey, usize> =
+        request.lanes.iter().map(|l| (&l.key, l.limit)).collect();
+    let mut registry = claims.lock();
+    // This node's lanes that may send and are asked for something, the one with the oldest
+    // due work first.
+    let mut lanes: Vec<((i64, i64), SubscriptionKey, usize)> = Vec::new();
     {
+        // Each lane's first queued row, claimed or not: in a lane this node holds nothing of,
+        // that is the front of its queue (one statement for all lanes); in the others it is
+        // searched from the cursor.
         let mut owned = c
             .prepare_cached(
                 "SELECT l.app_id, l.object_type,
@@ -122,80 +208,90 @@ pub(crate) fn claim_due(
             .store()?;
         let mut rows = owned.query([node]).store()?;
         while let Some(row) = rows.next().store()? {
-            let due: Option<i64> = row.get(2).store()?;
-            let oldest: Option<i64> = row.get(3).store()?;
-            if let (Some(due), Some(oldest)) = (due.filter(|due| *due <= now_ms), oldest) {
-                lanes.push((
-                    due,
-                    oldest,
-                    SubscriptionKey {
-                        app_id: row.get(0).store()?,
-                        object_type: row.get(1).store()?,
-                    },
-                ));
+            let front: (Option<i64>, Option<i64>) = (row.get(2).store()?, row.get(3).store()?);
+            let (Some(due), Some(id)) = front else {
+                continue;
+            };
+            if due > now_ms {
+                continue;
             }
+            let key = SubscriptionKey {
+                app_id: row.get(0).store()?,
+                object_type: row.get(1).store()?,
+            };
+            let limit = limits.get(&key).copied().unwrap_or(request.other_limit);
+            if limit == 0 {
+                continue;
+            }
+            let first = if registry.holds_in(&key) {
+                match lane_front(c, &registry, &key, now_ms, 1)?.first() {
+                    Some(first) => *first,
+                    None => continue,
+                }
+            } else {
+                (due, id)
+            };
+            lanes.push((first, key, limit));
         }
     }
     lanes.sort();
-    let limits: HashMap<&SubscriptionKey, usize> =
-        request.lanes.iter().map(|l| (&l.key, l.limit)).collect();
-    let mut statement = c
+    let mut fetch = c
         .prepare_cached(
-            "UPDATE deliveries SET claimed_by = ?1
-             WHERE id IN (
-               SELECT id FROM deliveries
-               WHERE app_id = ?2 AND object_type = ?3 AND state IN ('pending', 'paused') AND claimed_by IS NULL
-                 AND state = 'pending' AND due_ms <= ?4
-               ORDER BY due_ms, id LIMIT ?5)
-             RETURNING id, app_id, object_type, body, object_ids, attempt_count, first_attempt_ms, test, due_ms",
+            "SELECT body, object_ids, attempt_count, first_attempt_ms, test FROM deliveries WHERE id = ?1",
         )
         .store()?;
+    let node_name: Arc<str> = node.into();
     let mut remaining = request.total;
     let mut claimed = Vec::new();
-    for (_, _, key) in &lanes {
-        let limit = limits
-            .get(key)
-            .copied()
-            .unwrap_or(request.other_limit)
-            .min(remaining);
-        if limit == 0 {
-            continue;
-        }
-        let mut rows = statement
-            .query(params![
-                node,
-                key.app_id,
-                key.object_type,
-                now_ms,
-                limit as i64
-            ])
-            .store()?;
-        while let Some(row) = rows.next().store()? {
-            let object_ids: String = row.get(4).store()?;
-            let due: i64 = row.get(8).store()?;
-            claimed.push((
-                due,
-                ClaimedDelivery {
-                    id: row.get(0).store()?,
-                    key: SubscriptionKey {
-                        app_id: row.get(1).store()?,
-                        object_type: row.get(2).store()?,
-                    },
-                    body: row.get(3).store()?,
-                    object_ids: serde_json::from_str(&object_ids)
-                        .map_err(|e| corrupt("delivery object ids", e))?,
-                    attempts_made: row.get(5).store()?,
-                    first_attempt_ms: row.get(6).store()?,
-                    target: None,
-                    test: row.get(7).store()?,
-                },
-            ));
-            remaining = remaining.saturating_sub(1);
-        }
+    for (first, key, limit) in lanes {
         if remaining == 0 {
             break;
         }
+        let wanted = limit.min(remaining);
+        let mut queue = lane_queue(c, &registry, &key, now_ms, wanted, Some(first))?;
+        if queue.len() < wanted && registry.cursor(&key).is_some() {
+            // Not a full claim: look for work before the cursor too (see `lane_front`).
+            queue = lane_queue(c, &registry, &key, now_ms, wanted, None)?;
+        }
+        if let Some(last) = queue.last() {
+            registry.advance(&key, *last);
+        }
+        for (due, id) in queue {
+            let (body, object_ids, attempts_made, first_attempt_ms, test): (
+                String,
+                String,
+                u32,
+                Option<i64>,
+                bool,
+            ) = fetch
+                .query_row([id], |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                    ))
+                })
+                .store()?;
+            let delivery = ClaimedDelivery {
+                id,
+                key: key.clone(),
+                body,
+                object_ids: serde_json::from_str(&object_ids)
+                    .map_err(|e| corrupt("delivery object ids", e))?,
+                attempts_made,
+                first_attempt_ms,
+                target: None,
+                test,
+            };
+            registry.insert(id, &node_name, &key);
+            added.push(id);
+            claimed.push((due, delivery));
+            remaining = remaining.saturating_sub(1);
+        }
     }
+    drop(registry);
     claimed.sort_by_key(|(due, delivery)| (*due, delivery.id));
     let mut out: Vec<ClaimedDelivery> = claimed.into_iter().map(|(_, d)| d).collect();
     attach_targets(c, &mut out, now_ms)?;
@@ -241,22 +337,47 @@ pub(crate) fn attach_targets(
     Ok(())
 }
 
-pub(crate) fn next_due_ms(c: &Connection) -> Result<Option<i64>, StoreError> {
-    c.query_row(
-        // Each lane's first due entry, through the per-lane index. A paused subscription's
-        // work (a test notification, a redelivery, a released claim) waits for the resume, so
-        // it is not due: claims skip it, and reporting it would wake dispatch for nothing.
-        "SELECT min((SELECT d.due_ms FROM deliveries d
+pub(crate) fn next_due_ms(
+    c: &Connection,
+    claims: &SharedClaims,
+) -> Result<Option<i64>, StoreError> {
+    // Each lane's first queued row, through the per-lane index; in a lane with claims, its
+    // first unclaimed one. A paused subscription's work (a test notification, a redelivery, a
+    // released claim) waits for the resume, so it is not due: claims skip it, and reporting it
+    // would wake dispatch for nothing.
+    let mut lanes = c
+        .prepare_cached(
+            "SELECT l.app_id, l.object_type,
+                    (SELECT d.due_ms FROM deliveries d
                      WHERE d.app_id = l.app_id AND d.object_type = l.object_type
                        AND d.state IN ('pending', 'paused') AND d.claimed_by IS NULL
                        AND d.state = 'pending'
-                     ORDER BY d.due_ms LIMIT 1)) FROM lanes l
-         WHERE NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.app_id = l.app_id
-                             AND s.object_type = l.object_type AND s.status = 'paused')",
-        [],
-        |r| r.get(0),
-    )
-    .store()
+                     ORDER BY d.due_ms LIMIT 1) AS due
+             FROM lanes l
+             WHERE NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.app_id = l.app_id
+                                 AND s.object_type = l.object_type AND s.status = 'paused')
+               AND due IS NOT NULL",
+        )
+        .store()?;
+    let mut rows = lanes.query([]).store()?;
+    let registry = claims.lock();
+    let mut next: Option<i64> = None;
+    while let Some(row) = rows.next().store()? {
+        let key = SubscriptionKey {
+            app_id: row.get(0).store()?,
+            object_type: row.get(1).store()?,
+        };
+        let due = if registry.holds_in(&key) {
+            match lane_front(c, &registry, &key, i64::MAX, 1)?.first() {
+                Some((due, _)) => *due,
+                None => continue,
+            }
+        } else {
+            row.get(2).store()?
+        };
+        next = Some(next.map_or(due, |next| next.min(due)));
+    }
+    Ok(next)
 }
 
 pub(crate) fn record(c: &Connection, outcomes: &[AttemptOutcome]) -> Result<(), StoreError> {
@@ -275,7 +396,7 @@ pub(crate) fn record(c: &Connection, outcomes: &[AttemptOutcome]) -> Result<(), 
     let mut update = c
         .prepare_cached(
             // A retry of a subscription paused meanwhile waits with the rest of its backlog.
-            "UPDATE deliveries SET claimed_by = NULL, due_ms = coalesce(?3, due_ms),
+            "UPDATE deliveries SET due_ms = coalesce(?3, due_ms),
                     state = CASE WHEN ?2 = 'pending' AND EXISTS (
                               SELECT 1 FROM subscriptions s WHERE s.app_id = deliveries.app_id
                                 AND s.object_type = deliveries.object_type AND s.status = 'paused')
@@ -367,8 +488,17 @@ enum Clock {
     Restart(i64),
 }
 
-pub(crate) fn release_claims(c: &Connection, node: Option<&str>) -> Result<u64, StoreError> {
-    let released = match node {
+/// Releases `node`'s claims (every node's with `None`) and the lanes it owns.
+pub(crate) fn release_claims(
+    c: &Connection,
+    claims: &SharedClaims,
+    node: Option<&str>,
+) -> Result<u64, StoreError> {
+    let released = claims
+        .lock()
+        .release_where(|_, holder| node.is_none_or(|node| node == holder));
+    // Claims written into rows by versions before claims were kept in memory.
+    let written = match node {
         Some(node) => {
             c.execute("UPDATE lanes SET node_id = NULL WHERE node_id = ?1", [node])
                 .store()?;
@@ -387,23 +517,34 @@ pub(crate) fn release_claims(c: &Connection, node: Option<&str>) -> Result<u64, 
             .store()?
         }
     };
-    Ok(released as u64)
+    Ok((released.len() + written) as u64)
 }
 
-pub(crate) fn release_unheld(c: &Connection, node: &str, held: &[i64]) -> Result<u64, StoreError> {
-    let held = serde_json::to_string(held).map_err(StoreError::other)?;
-    let released = c
-        .execute(
-            "UPDATE deliveries SET claimed_by = NULL,
-                    state = CASE WHEN state = 'pending' AND EXISTS (
-                              SELECT 1 FROM subscriptions s WHERE s.app_id = deliveries.app_id
-                                AND s.object_type = deliveries.object_type AND s.status = 'paused')
-                            THEN 'paused' ELSE state END
-             WHERE claimed_by = ?1 AND id NOT IN (SELECT value FROM json_each(?2))",
-            params![node, held],
-        )
-        .store()?;
-    Ok(released as u64)
+/// Releases `node`'s claims other than `held`; those of paused subscriptions wait, paused, for
+/// the resume.
+pub(crate) fn release_unheld(
+    c: &Connection,
+    claims: &SharedClaims,
+    node: &str,
+    held: &[i64],
+) -> Result<u64, StoreError> {
+    let held: rustc_hash::FxHashSet<i64> = held.iter().copied().collect();
+    let released = claims
+        .lock()
+        .release_where(|id, holder| holder == node && !held.contains(&id));
+    if released.is_empty() {
+        return Ok(0);
+    }
+    let ids = serde_json::to_string(&released).map_err(StoreError::other)?;
+    c.execute(
+        "UPDATE deliveries SET state = 'paused'
+         WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'pending' AND EXISTS (
+           SELECT 1 FROM subscriptions s WHERE s.app_id = deliveries.app_id
+             AND s.object_type = deliveries.object_type AND s.status = 'paused')",
+        [ids],
+    )
+    .store()?;
+    Ok(released.len() as u64)
 }
 
 pub(crate) fn release_lanes(
@@ -439,6 +580,7 @@ pub(crate) fn release_lanes(
 /// and lanes. Returns (whether `node` itself had been reaped, claims released).
 pub(crate) fn heartbeat(
     c: &Connection,
+    claims: &SharedClaims,
     node: &str,
     ttl_ms: i64,
     now_ms: i64,
@@ -467,13 +609,17 @@ pub(crate) fn heartbeat(
         [],
     )
     .store()?;
-    let released = c
-        .execute(
-            "UPDATE deliveries SET claimed_by = NULL WHERE claimed_by IS NOT NULL AND claimed_by NOT IN (SELECT id FROM nodes)",
-            [],
-        )
+    let alive: rustc_hash::FxHashSet<String> = c
+        .prepare_cached("SELECT id FROM nodes")
+        .store()?
+        .query_map([], |r| r.get(0))
+        .store()?
+        .collect::<Result<_, _>>()
         .store()?;
-    Ok((renewed == 0 && registered_before, released as u64))
+    let released = claims
+        .lock()
+        .release_where(|_, holder| !alive.contains(holder));
+    Ok((renewed == 0 && registered_before, released.len() as u64))
 }
 
 const DELIVERY_COLUMNS: &str = "id, app_id, object_type, state, created_time, body, test";
@@ -592,7 +738,12 @@ pub(crate) fn list(c: &Connection, filter: &DeliveryFilter) -> Result<Vec<Delive
     with_attempts(c, rows)
 }
 
-pub(crate) fn redeliver(c: &Connection, id: i64, now_ms: i64) -> Result<(), StoreError> {
+pub(crate) fn redeliver(
+    c: &Connection,
+    claims: &SharedClaims,
+    id: i64,
+    now_ms: i64,
+) -> Result<(), StoreError> {
     let exists: Option<i64> = c
         .query_row("SELECT 1 FROM deliveries WHERE id = ?1", [id], |r| r.get(0))
         .optional()
@@ -601,11 +752,13 @@ pub(crate) fn redeliver(c: &Connection, id: i64, now_ms: i64) -> Result<(), Stor
         return Err(StoreError::NotFound("delivery"));
     }
     // A claimed delivery is being sent right now; the attempt under way is the redelivery.
-    c.execute(
-        "UPDATE deliveries SET state = 'pending', due_ms = ?2 WHERE id = ?1 AND claimed_by IS NULL",
-        params![id, now_ms],
-    )
-    .store()?;
+    if !claims.lock().contains(id) {
+        c.execute(
+            "UPDATE deliveries SET state = 'pending', due_ms = ?2 WHERE id = ?1 AND claimed_by IS NULL",
+            params![id, now_ms],
+        )
+        .store()?;
+    }
     let (app_id, object_type): (String, String) = c
         .query_row(
             "SELECT app_id, object_type FROM deliveries WHERE id = ?1",
@@ -668,6 +821,7 @@ pub(crate) fn queue_stats(c: &Connection) -> Result<QueueStats, StoreError> {
 
 pub(crate) fn pause_if_failing(
     c: &Connection,
+    claims: &SharedClaims,
     key: &SubscriptionKey,
     failing_before_ms: i64,
 ) -> Result<bool, StoreError> {
@@ -682,11 +836,13 @@ pub(crate) fn pause_if_failing(
     if paused == 0 {
         return Ok(false);
     }
+    // Claimed work is on its way; what comes back of it waits, paused, with the rest.
+    let claimed = claims.lock().lane_json(key);
     c.execute(
         "UPDATE deliveries SET state = 'paused'
          WHERE app_id = ?1 AND object_type = ?2 AND state IN ('pending', 'paused') AND claimed_by IS NULL
-           AND state = 'pending'",
-        params![key.app_id, key.object_type],
+           AND state = 'pending' AND id NOT IN (SELECT value FROM json_each(?3))",
+        params![key.app_id, key.object_type, claimed],
     )
     .store()?;
     Ok(true)
@@ -694,6 +850,7 @@ pub(crate) fn pause_if_failing(
 
 pub(crate) fn resume(
     c: &Connection,
+    claims: &SharedClaims,
     app_id: &str,
     object_type: &str,
     now_ms: i64,
@@ -716,12 +873,16 @@ pub(crate) fn resume(
     .store()?;
     // Work left `pending` while paused (claims released at a restart, test notifications,
     // redeliveries) waited with the backlog, so it resumes with it and gets a new window too.
+    let claimed = claims.lock().lane_json(&SubscriptionKey {
+        app_id: app_id.to_owned(),
+        object_type: object_type.to_owned(),
+    });
     let resumed = c
         .execute(
             "UPDATE deliveries SET state = 'pending', due_ms = ?3, first_attempt_ms = NULL
              WHERE app_id = ?1 AND object_type = ?2 AND state IN ('pending', 'paused') AND claimed_by IS NULL
-               AND (state = 'paused' OR ?4)",
-            params![app_id, object_type, now_ms, status == "paused"],
+               AND (state = 'paused' OR ?4) AND id NOT IN (SELECT value FROM json_each(?5))",
+            params![app_id, object_type, now_ms, status == "paused", claimed],
         )
         .store()?;
     ensure_lane(c, app_id, object_type)?;

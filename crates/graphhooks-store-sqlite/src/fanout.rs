@@ -4,6 +4,7 @@
 //! new cursor in the same transaction.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use graphhooks_core::catalog::GrantMode;
 use graphhooks_core::fanout::PlannedDelivery;
@@ -17,12 +18,21 @@ use graphhooks_store::{
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::changes::{self, CHANGE_COLUMNS};
+use crate::claims::{Added, SharedClaims};
 use crate::error::SqlResultExt;
 use crate::rows::{self, SUBSCRIPTION_COLUMNS, corrupt, from_sql_error};
 use crate::{apps, catalog, deliveries};
 
 fn json_list<T: serde::Serialize>(items: &T) -> Result<String, StoreError> {
     serde_json::to_string(items).map_err(StoreError::other)
+}
+
+/// Where a round that claims as it writes puts its claims.
+pub(crate) struct ClaimInto<'a> {
+    pub(crate) node: &'a str,
+    pub(crate) request: &'a ClaimRequest,
+    pub(crate) claims: &'a SharedClaims,
+    pub(crate) added: &'a Added,
 }
 
 /// One fan-out round; with `claim`, also claims for that node the round's new deliveries its
@@ -32,7 +42,7 @@ pub(crate) fn run(
     limit: usize,
     now_ms: i64,
     planner: &Planner,
-    claim: Option<(&str, &ClaimRequest)>,
+    claim: Option<ClaimInto<'_>>,
 ) -> Result<(FanoutReport, Vec<ClaimedDelivery>), StoreError> {
     let cursor: i64 = c
         .query_row(
@@ -67,21 +77,29 @@ pub(crate) fn run(
         deliveries: planned.len(),
         more,
     };
-    let mut handover = match claim {
-        Some((node, request)) => Handover::new(c, node, request, &planned)?,
+    let mut handover = match &claim {
+        Some(into) => Handover::new(c, into, &planned)?,
         None => Handover::default(),
     };
+    let node: Option<Arc<str>> = claim.as_ref().map(|into| into.node.into());
     let mut claimed = Vec::new();
     for delivery in planned {
-        let claimed_by = handover.take(&delivery);
-        let id = deliveries::insert(c, &delivery, false, now_ms, claimed_by)?;
-        if claimed_by.is_some() {
+        let taken = handover.take(&delivery);
+        let id = deliveries::insert(c, &delivery, false, now_ms)?;
+        if let (true, Some(into), Some(node)) = (taken, &claim, &node) {
+            let key = SubscriptionKey {
+                app_id: delivery.app_id,
+                object_type: delivery.object_type,
+            };
+            let mut claims = into.claims.lock();
+            claims.insert(id, node, &key);
+            // Nothing older waits in the lane (or it would not have been taken).
+            claims.advance(&key, (now_ms, id));
+            drop(claims);
+            into.added.push(id);
             claimed.push(ClaimedDelivery {
                 id,
-                key: SubscriptionKey {
-                    app_id: delivery.app_id,
-                    object_type: delivery.object_type,
-                },
+                key,
                 body: delivery.notification.body,
                 object_ids: delivery.notification.object_ids,
                 attempts_made: 0,
@@ -108,8 +126,7 @@ pub(crate) fn run(
 /// here), and only in lanes with no older deliveries waiting unclaimed, which a claim would
 /// have taken first. Paused subscriptions' deliveries are never claimed.
 #[derive(Default)]
-struct Handover<'a> {
-    node: Option<&'a str>,
+struct Handover {
     /// Room left per lane that may take deliveries, by app id, then object type (so that a
     /// delivery's lane is found by borrowed keys).
     room: HashMap<String, HashMap<String, usize>>,
@@ -117,13 +134,13 @@ struct Handover<'a> {
     total: usize,
 }
 
-impl<'a> Handover<'a> {
+impl Handover {
     fn new(
         c: &Connection,
-        node: &'a str,
-        request: &ClaimRequest,
+        into: &ClaimInto<'_>,
         planned: &[PlannedDelivery],
-    ) -> Result<Handover<'a>, StoreError> {
+    ) -> Result<Handover, StoreError> {
+        let (node, request) = (into.node, into.request);
         let limits: HashMap<(&str, &str), usize> = request
             .lanes
             .iter()
@@ -141,15 +158,12 @@ impl<'a> Handover<'a> {
                 continue;
             }
             let (app_id, object_type) = lane;
-            let older_waiting: bool = c
-                .prepare_cached(
-                    "SELECT EXISTS (SELECT 1 FROM deliveries WHERE app_id = ?1 AND object_type = ?2
-                                    AND state IN ('pending', 'paused') AND claimed_by IS NULL
-                                    AND state = 'pending')",
-                )
-                .store()?
-                .query_row(params![app_id, object_type], |r| r.get(0))
-                .store()?;
+            let key = SubscriptionKey {
+                app_id: app_id.to_owned(),
+                object_type: object_type.to_owned(),
+            };
+            let older_waiting =
+                !deliveries::lane_front(c, &into.claims.lock(), &key, i64::MAX, 1)?.is_empty();
             if older_waiting {
                 continue;
             }
@@ -168,27 +182,29 @@ impl<'a> Handover<'a> {
             }
         }
         Ok(Handover {
-            node: Some(node),
             room,
             total: request.total,
         })
     }
 
-    /// The node to claim `delivery` for, if it is taken.
-    fn take(&mut self, delivery: &PlannedDelivery) -> Option<&'a str> {
+    /// Whether `delivery` is claimed as it is written.
+    fn take(&mut self, delivery: &PlannedDelivery) -> bool {
         if self.total == 0 || delivery.state != DeliveryState::Pending {
-            return None;
+            return false;
         }
-        let room = self
+        let Some(room) = self
             .room
-            .get_mut(delivery.app_id.as_str())?
-            .get_mut(delivery.object_type.as_str())?;
+            .get_mut(delivery.app_id.as_str())
+            .and_then(|lanes| lanes.get_mut(delivery.object_type.as_str()))
+        else {
+            return false;
+        };
         if *room == 0 {
-            return None;
+            return false;
         }
         *room -= 1;
         self.total -= 1;
-        self.node
+        true
     }
 }
 
@@ -406,7 +422,7 @@ pub(crate) fn replay(
         let planned = planner(&page, &facts);
         for delivery in &planned {
             report.changes += delivery.notification.change_ids.len();
-            deliveries::insert(c, delivery, false, now_ms, None)?;
+            deliveries::insert(c, delivery, false, now_ms)?;
         }
         ensure_lanes(c, &planned)?;
         report.deliveries += planned.len();

@@ -11,6 +11,7 @@ mod apps;
 mod catalog;
 mod changes;
 mod checkpointer;
+mod claims;
 mod copy;
 mod deliveries;
 mod error;
@@ -31,12 +32,13 @@ use graphhooks_core::model::{
 };
 use graphhooks_store::{
     AppStats, AttemptOutcome, ChangeRecord, ClaimRequest, ClaimedDelivery, DeliveryFilter,
-    DeliveryRecord, ExplainFacts, FanoutReport, Heartbeat, Install, NewDelivery, Planner,
+    DeliveryRecord, ExplainFacts, FanoutReport, Heartbeat, Install, NewDelivery, NextStep, Planner,
     QueueStats, ReplayReport, Store, StoreError, StoreResult, SubscriptionKey,
 };
 use rusqlite::Connection;
 
 use crate::checkpointer::Checkpointer;
+use crate::claims::{Added, SharedClaims};
 use crate::error::SqlResultExt;
 use crate::readers::Readers;
 use crate::writer::Writer;
@@ -78,6 +80,8 @@ pub struct SqliteStore {
     _lock: File,
     /// Node ids that have heartbeated (to tell a first heartbeat from a reaped node's).
     registered: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Claims held, kept in memory ([`claims`]).
+    claims: SharedClaims,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -160,6 +164,7 @@ impl SqliteStore {
             path,
             _lock: lock,
             registered: std::sync::Mutex::new(std::collections::HashSet::new()),
+            claims: SharedClaims::default(),
         })
     }
 
@@ -189,10 +194,11 @@ impl Store for SqliteStore {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
             .unwrap_or(0);
+        let claims = self.claims.clone();
         let (reaped, released) = self
             .writer
             .write_relaxed(move |c| {
-                deliveries::heartbeat(c, &node_id, ttl_ms, now, registered_before)
+                deliveries::heartbeat(c, &claims, &node_id, ttl_ms, now, registered_before)
             })
             .await?;
         if let Ok(mut set) = self.registered.lock() {
@@ -203,8 +209,9 @@ impl Store for SqliteStore {
 
     async fn release_unheld_claims(&self, node: &str, held: &[i64]) -> StoreResult<u64> {
         let (node, held) = (node.to_owned(), held.to_vec());
+        let claims = self.claims.clone();
         self.writer
-            .write_relaxed(move |c| deliveries::release_unheld(c, &node, &held))
+            .write_relaxed(move |c| deliveries::release_unheld(c, &claims, &node, &held))
             .await
     }
 
@@ -361,9 +368,18 @@ impl Store for SqliteStore {
     }
 
     async fn delete_subscription(&self, app_id: &str, object_type: &str) -> StoreResult<()> {
-        let (app_id, object_type) = (app_id.to_owned(), object_type.to_owned());
+        let key = SubscriptionKey {
+            app_id: app_id.to_owned(),
+            object_type: object_type.to_owned(),
+        };
+        let claims = self.claims.clone();
         self.writer
-            .write(move |c| subscriptions::delete(c, &app_id, &object_type))
+            .write(move |c| {
+                subscriptions::delete(c, &key.app_id, &key.object_type)?;
+                // Its paused backlog is pending again, with due times before the cursor.
+                claims.lock().reset(&key);
+                Ok(())
+            })
             .await
     }
 
@@ -396,11 +412,25 @@ impl Store for SqliteStore {
         request: &ClaimRequest,
     ) -> StoreResult<(FanoutReport, Vec<ClaimedDelivery>)> {
         let (node, request) = (node.to_owned(), request.clone());
-        self.writer
+        let (claims, added) = (self.claims.clone(), Added::default());
+        let job = (claims.clone(), added.clone());
+        let result = self
+            .writer
             .write_relaxed(move |c| {
-                fanout::run(c, limit, now_ms, &planner, Some((&node, &request)))
+                let (claims, added) = job;
+                let into = fanout::ClaimInto {
+                    node: &node,
+                    request: &request,
+                    claims: &claims,
+                    added: &added,
+                };
+                fanout::run(c, limit, now_ms, &planner, Some(into))
             })
-            .await
+            .await;
+        if result.is_err() {
+            claims.undo(&added);
+        }
+        result
     }
 
     async fn explain_facts(
@@ -417,7 +447,7 @@ impl Store for SqliteStore {
     async fn insert_delivery(&self, delivery: NewDelivery, now_ms: i64) -> StoreResult<i64> {
         self.writer
             .write(move |c| {
-                let id = deliveries::insert(c, &delivery.planned, delivery.test, now_ms, None)?;
+                let id = deliveries::insert(c, &delivery.planned, delivery.test, now_ms)?;
                 deliveries::ensure_lane(
                     c,
                     &delivery.planned.app_id,
@@ -435,25 +465,49 @@ impl Store for SqliteStore {
         request: &ClaimRequest,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         let (node, request) = (node.to_owned(), request.clone());
-        self.writer
-            .write_urgent(move |c| deliveries::claim_due(c, &node, now_ms, &request))
-            .await
+        let (claims, added) = (self.claims.clone(), Added::default());
+        let job = (claims.clone(), added.clone());
+        let result = self
+            .writer
+            .write_urgent(move |c| {
+                let (claims, added) = job;
+                deliveries::claim_due(c, &claims, &added, &node, now_ms, &request)
+            })
+            .await;
+        if result.is_err() {
+            claims.undo(&added);
+        }
+        result
     }
 
     async fn next_due_ms(&self) -> StoreResult<Option<i64>> {
-        self.readers.read(deliveries::next_due_ms).await
+        let claims = self.claims.clone();
+        self.readers
+            .read(move |c| deliveries::next_due_ms(c, &claims))
+            .await
     }
 
     async fn record_outcomes(&self, outcomes: Vec<AttemptOutcome>) -> StoreResult<()> {
+        let settled: Vec<(i64, bool)> = outcomes
+            .iter()
+            .map(|o| (o.delivery_id, matches!(o.next, NextStep::RetryAt(_))))
+            .collect();
         self.writer
             .write_urgent(move |c| deliveries::record(c, &outcomes))
-            .await
+            .await?;
+        // Settled only now: until the outcome is committed, the delivery stays this node's.
+        let mut claims = self.claims.lock();
+        for (id, retry) in settled {
+            claims.settle(id, retry);
+        }
+        Ok(())
     }
 
     async fn release_claims(&self, node: Option<&str>) -> StoreResult<u64> {
         let node = node.map(str::to_owned);
+        let claims = self.claims.clone();
         self.writer
-            .write_relaxed(move |c| deliveries::release_claims(c, node.as_deref()))
+            .write_relaxed(move |c| deliveries::release_claims(c, &claims, node.as_deref()))
             .await
     }
 
@@ -483,8 +537,11 @@ impl Store for SqliteStore {
         failing_before_ms: i64,
     ) -> StoreResult<bool> {
         let key = key.clone();
+        let claims = self.claims.clone();
         self.writer
-            .write_relaxed(move |c| deliveries::pause_if_failing(c, &key, failing_before_ms))
+            .write_relaxed(move |c| {
+                deliveries::pause_if_failing(c, &claims, &key, failing_before_ms)
+            })
             .await
     }
 
@@ -495,8 +552,9 @@ impl Store for SqliteStore {
         now_ms: i64,
     ) -> StoreResult<u64> {
         let (app_id, object_type) = (app_id.to_owned(), object_type.to_owned());
+        let claims = self.claims.clone();
         self.writer
-            .write(move |c| deliveries::resume(c, &app_id, &object_type, now_ms))
+            .write(move |c| deliveries::resume(c, &claims, &app_id, &object_type, now_ms))
             .await
     }
 
@@ -585,8 +643,9 @@ impl Store for SqliteStore {
     }
 
     async fn redeliver(&self, id: i64, now_ms: i64) -> StoreResult<()> {
+        let claims = self.claims.clone();
         self.writer
-            .write(move |c| deliveries::redeliver(c, id, now_ms))
+            .write(move |c| deliveries::redeliver(c, &claims, id, now_ms))
             .await
     }
 }

@@ -49,6 +49,7 @@ macro_rules! store_conformance {
             fan_out_applies_grants_permissions_and_modes,
             fan_out_claims_only_what_a_claim_would_take,
             claims_are_exclusive_and_outcomes_are_recorded,
+            claims_take_the_oldest_due_work_first,
             a_lane_asked_for_nothing_is_not_claimed,
             retries_become_due_at_their_time,
             released_claims_are_claimable_again,
@@ -792,6 +793,60 @@ pub async fn claims_are_exclusive_and_outcomes_are_recorded(store: Arc<dyn Store
             .unwrap()
             .is_empty()
     );
+}
+
+/// Claims take the oldest due work first, wherever it came from: work due before what earlier
+/// claims took (written by a clock that went back) and released claims are not passed over.
+pub async fn claims_take_the_oldest_due_work_first(store: Arc<dyn Store>) {
+    basic(&*store).await;
+    let mut ids = Vec::new();
+    for user in ["u1", "u2", "u3"] {
+        ids.push(
+            store
+                .insert_delivery(planned("1", "user", user), 1_000)
+                .await
+                .unwrap(),
+        );
+    }
+    let claimed = |list: Vec<crate::ClaimedDelivery>| list.iter().map(|c| c.id).collect::<Vec<_>>();
+    let first_two = store
+        .claim_due("a", 2_000, &ClaimRequest::any(2))
+        .await
+        .unwrap();
+    assert_eq!(claimed(first_two), ids[..2]);
+    let early = store
+        .insert_delivery(planned("1", "user", "u4"), 500)
+        .await
+        .unwrap();
+    let rest = store
+        .claim_due("a", 2_000, &ClaimRequest::any(10))
+        .await
+        .unwrap();
+    assert_eq!(claimed(rest), vec![early, ids[2]], "due order");
+
+    let later = store
+        .insert_delivery(planned("1", "user", "u5"), 1_500)
+        .await
+        .unwrap();
+    let released = store
+        .release_unheld_claims("a", &[ids[0], ids[2], early])
+        .await
+        .unwrap();
+    assert_eq!(released, 1);
+    let again = store
+        .claim_due("a", 2_000, &ClaimRequest::any(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed(again),
+        vec![ids[1]],
+        "the released claim goes first"
+    );
+    let last = store
+        .claim_due("a", 2_000, &ClaimRequest::any(10))
+        .await
+        .unwrap();
+    assert_eq!(claimed(last), vec![later]);
 }
 
 /// Claims skip the subscriptions named in `skip`.
