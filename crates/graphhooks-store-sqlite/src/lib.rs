@@ -172,6 +172,26 @@ impl SqliteStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Runs a writer job that claims, and takes its claims back if its group does not commit.
+    async fn claiming<T, F>(&self, urgent: bool, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &SharedClaims, &Added) -> StoreResult<T> + Send + 'static,
+    {
+        let (claims, added) = (self.claims.clone(), Added::default());
+        let job = (claims.clone(), added.clone());
+        let work = move |c: &Connection| work(c, &job.0, &job.1);
+        let result = if urgent {
+            self.writer.write_urgent(work).await
+        } else {
+            self.writer.write_relaxed(work).await
+        };
+        if result.is_err() {
+            claims.undo(&added);
+        }
+        result
+    }
 }
 
 #[async_trait]
@@ -412,25 +432,17 @@ impl Store for SqliteStore {
         request: &ClaimRequest,
     ) -> StoreResult<(FanoutReport, Vec<ClaimedDelivery>)> {
         let (node, request) = (node.to_owned(), request.clone());
-        let (claims, added) = (self.claims.clone(), Added::default());
-        let job = (claims.clone(), added.clone());
-        let result = self
-            .writer
-            .write_relaxed(move |c| {
-                let (claims, added) = job;
-                let into = fanout::ClaimInto {
-                    node: &node,
-                    request: &request,
-                    claims: &claims,
-                    added: &added,
-                };
-                fanout::run(c, limit, now_ms, &planner, Some(into))
-            })
-            .await;
-        if result.is_err() {
-            claims.undo(&added);
-        }
-        result
+        // Fan-out, not urgent, even though it claims (see the writer's module docs).
+        self.claiming(false, move |c, claims, added| {
+            let into = fanout::ClaimInto {
+                node: &node,
+                request: &request,
+                claims,
+                added,
+            };
+            fanout::run(c, limit, now_ms, &planner, Some(into))
+        })
+        .await
     }
 
     async fn explain_facts(
@@ -465,19 +477,10 @@ impl Store for SqliteStore {
         request: &ClaimRequest,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         let (node, request) = (node.to_owned(), request.clone());
-        let (claims, added) = (self.claims.clone(), Added::default());
-        let job = (claims.clone(), added.clone());
-        let result = self
-            .writer
-            .write_urgent(move |c| {
-                let (claims, added) = job;
-                deliveries::claim_due(c, &claims, &added, &node, now_ms, &request)
-            })
-            .await;
-        if result.is_err() {
-            claims.undo(&added);
-        }
-        result
+        self.claiming(true, move |c, claims, added| {
+            deliveries::claim_due(c, claims, added, &node, now_ms, &request)
+        })
+        .await
     }
 
     async fn next_due_ms(&self) -> StoreResult<Option<i64>> {
