@@ -11,9 +11,10 @@
 //! so each lane has a *cursor*: the queue position (due time, id) of the last row a claim took.
 //! Claims take rows in queue order, so the rows before the cursor are claimed or gone, and the
 //! next claim starts there. Whatever puts an unclaimed row back before the cursor resets it: a
-//! released claim, a retry. A row written with an earlier due time than the cursor's (a clock
-//! that went back) would still be missed, so a search from the cursor that finds less than it
-//! wants searches the whole lane again ([`crate::deliveries::lane_front`]).
+//! released claim, a retry, a redelivery, a resume, a deleted subscription's backlog. A row
+//! written with an earlier due time than the cursor's (a clock that went back) would still be
+//! missed, so a search from the cursor that finds less than it wants searches the whole lane
+//! again ([`crate::deliveries::lane_front`]).
 //!
 //! The registry is changed inside writer jobs, so the next job of the same group sees it. A
 //! job that adds claims logs their ids ([`Added`]) so that they can be taken back if its group

@@ -767,6 +767,11 @@ pub(crate) fn redeliver(
         )
         .store()?;
     ensure_lane(c, &app_id, &object_type)?;
+    // Due now, but with its old id it may sort before the lane's cursor.
+    claims.lock().reset(&SubscriptionKey {
+        app_id,
+        object_type,
+    });
     Ok(())
 }
 
@@ -873,10 +878,16 @@ pub(crate) fn resume(
     .store()?;
     // Work left `pending` while paused (claims released at a restart, test notifications,
     // redeliveries) waited with the backlog, so it resumes with it and gets a new window too.
-    let claimed = claims.lock().lane_json(&SubscriptionKey {
+    let key = SubscriptionKey {
         app_id: app_id.to_owned(),
         object_type: object_type.to_owned(),
-    });
+    };
+    let claimed = {
+        let mut claims = claims.lock();
+        // What resumes is due now, with ids that may sort before the lane's cursor.
+        claims.reset(&key);
+        claims.lane_json(&key)
+    };
     let resumed = c
         .execute(
             "UPDATE deliveries SET state = 'pending', due_ms = ?3, first_attempt_ms = NULL

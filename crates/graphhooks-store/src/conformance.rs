@@ -796,7 +796,8 @@ pub async fn claims_are_exclusive_and_outcomes_are_recorded(store: Arc<dyn Store
 }
 
 /// Claims take the oldest due work first, wherever it came from: work due before what earlier
-/// claims took (written by a clock that went back) and released claims are not passed over.
+/// claims took (written by a clock that went back), released claims and redeliveries are not
+/// passed over.
 pub async fn claims_take_the_oldest_due_work_first(store: Arc<dyn Store>) {
     basic(&*store).await;
     let mut ids = Vec::new();
@@ -847,6 +848,32 @@ pub async fn claims_take_the_oldest_due_work_first(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(claimed(last), vec![later]);
+
+    // A redelivered delivery keeps its id: due at the same time as newer work, it goes first.
+    store
+        .record_outcomes(vec![AttemptOutcome {
+            delivery_id: ids[0],
+            key: key("1", "user"),
+            attempt: Some(attempt(1, 1_500, Some(200))),
+            next: NextStep::Delivered,
+        }])
+        .await
+        .unwrap();
+    store.redeliver(ids[0], 1_500).await.unwrap();
+    let newest = store
+        .insert_delivery(planned("1", "user", "u6"), 1_500)
+        .await
+        .unwrap();
+    let next = store
+        .claim_due("a", 2_000, &ClaimRequest::any(1))
+        .await
+        .unwrap();
+    assert_eq!(claimed(next), vec![ids[0]], "redelivered, due order");
+    let next = store
+        .claim_due("a", 2_000, &ClaimRequest::any(1))
+        .await
+        .unwrap();
+    assert_eq!(claimed(next), vec![newest]);
 }
 
 /// Claims skip the subscriptions named in `skip`.
