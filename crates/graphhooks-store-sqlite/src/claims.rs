@@ -10,11 +10,12 @@
 //! Stepping over a lane's claimed rows on every claim would cost as much as rewriting them did,
 //! so each lane has a *cursor*: the queue position (due time, id) of the last row a claim took.
 //! Claims take rows in queue order, so the rows before the cursor are claimed or gone, and the
-//! next claim starts there. Whatever puts an unclaimed row back before the cursor resets it: a
-//! released claim, a retry, a redelivery, a resume, a deleted subscription's backlog. A row
-//! written with an earlier due time than the cursor's (a clock that went back) would still be
-//! missed, so a search from the cursor that finds less than it wants searches the whole lane
-//! again ([`crate::deliveries::lane_front`]).
+//! next claim starts there. Whatever puts an unclaimed row before the cursor resets it: a
+//! released claim, a retry, a redelivery, a resume, a deleted subscription's backlog, and a new
+//! row stored with an earlier due time than the cursor's (its writer read the clock before a
+//! claim that ran ahead of it in the writer's queue, or a clock went back). As a last resort, a
+//! search from the cursor that finds less than it wants searches the whole lane again
+//! ([`crate::deliveries::lane_front`]).
 //!
 //! The registry is changed inside writer jobs, so the next job of the same group sees it. A
 //! job that adds claims logs their ids ([`Added`]) so that they can be taken back if its group
@@ -37,6 +38,8 @@ pub(crate) struct Claims {
     by_id: FxHashMap<i64, Claim>,
     by_lane: FxHashMap<SubscriptionKey, FxHashSet<i64>>,
     cursors: FxHashMap<SubscriptionKey, (i64, i64)>,
+    /// At least the latest due time of any cursor: a row stored due later is after them all.
+    cursor_due_max: i64,
 }
 
 /// The registry, shared by the writer's jobs, the readers and the store's methods.
@@ -81,6 +84,19 @@ impl Claims {
         if self.by_id.contains_key(&id) {
             return false;
         }
+        self.put(id, node, key);
+        true
+    }
+
+    /// Claims a row just stored. A claim held under the same id belongs to a row deleted
+    /// meanwhile (SQLite reuses the highest ids): it is forgotten, and its outcome, recorded
+    /// under its own lane, settles nothing here.
+    pub(crate) fn insert_new(&mut self, id: i64, node: &Arc<str>, key: &SubscriptionKey) {
+        self.forget(id);
+        self.put(id, node, key);
+    }
+
+    fn put(&mut self, id: i64, node: &Arc<str>, key: &SubscriptionKey) {
         self.by_id.insert(
             id,
             Claim {
@@ -89,7 +105,6 @@ impl Claims {
             },
         );
         self.by_lane.entry(key.clone()).or_default().insert(id);
-        true
     }
 
     /// Releases `id`, unsent: it is unclaimed work again, before its lane's cursor. False if
@@ -104,13 +119,15 @@ impl Claims {
         }
     }
 
-    /// Ends the claim of `id` once its outcome is recorded. A retry is due again later, and
-    /// possibly before its lane's cursor.
-    pub(crate) fn settle(&mut self, id: i64, retry: bool) {
-        if let Some(key) = self.forget(id)
-            && retry
-        {
-            self.cursors.remove(&key);
+    /// Ends the claim of `id` in lane `key` once its outcome is recorded (a claim of another
+    /// lane under that id is another row's). A retry is due again later, and possibly before its
+    /// lane's cursor.
+    pub(crate) fn settle(&mut self, id: i64, key: &SubscriptionKey, retry: bool) {
+        if self.by_id.get(&id).is_some_and(|claim| &claim.key == key) {
+            self.forget(id);
+            if retry {
+                self.cursors.remove(key);
+            }
         }
     }
 
@@ -137,7 +154,27 @@ impl Claims {
 
     /// Records the position of the last row a claim took in a lane.
     pub(crate) fn advance(&mut self, key: &SubscriptionKey, position: (i64, i64)) {
+        self.cursor_due_max = self.cursor_due_max.max(position.0);
         self.cursors.insert(key.clone(), position);
+    }
+
+    /// Notes a pending row stored at `position` in the lane (`app_id`, `object_type`): one
+    /// before the lane's cursor resets it.
+    pub(crate) fn stored(&mut self, app_id: &str, object_type: &str, position: (i64, i64)) {
+        if position.0 > self.cursor_due_max || self.cursors.is_empty() {
+            return;
+        }
+        let key = SubscriptionKey {
+            app_id: app_id.to_owned(),
+            object_type: object_type.to_owned(),
+        };
+        if self
+            .cursors
+            .get(&key)
+            .is_some_and(|cursor| position < *cursor)
+        {
+            self.cursors.remove(&key);
+        }
     }
 
     /// Makes the next claim in a lane search it from the start.
@@ -160,6 +197,15 @@ impl Claims {
         }
         json.push(']');
         json
+    }
+
+    /// The claims `node` holds that `pick` picks.
+    pub(crate) fn held_by(&self, node: &str, pick: impl Fn(i64) -> bool) -> Vec<i64> {
+        self.by_id
+            .iter()
+            .filter(|(id, claim)| &*claim.node == node && pick(**id))
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     /// Releases the claims of the nodes `release` picks; returns their ids.
@@ -221,13 +267,18 @@ mod tests {
             claims.insert(id, &node, &key("1"));
         }
         claims.advance(&key("1"), (10, 4));
-        claims.settle(1, false);
+        claims.settle(1, &key("1"), false);
         assert_eq!(
             claims.cursor(&key("1")),
             Some((10, 4)),
             "delivered: gone from the queue"
         );
-        claims.settle(2, true);
+        claims.settle(2, &key("2"), true);
+        assert!(
+            claims.contains(2),
+            "another lane's outcome for this id settles nothing"
+        );
+        claims.settle(2, &key("1"), true);
         assert_eq!(
             claims.cursor(&key("1")),
             None,
@@ -243,6 +294,30 @@ mod tests {
         claims.advance(&key("1"), (10, 4));
         claims.reset(&key("1"));
         assert_eq!(claims.cursor(&key("1")), None);
+
+        claims.advance(&key("1"), (10, 4));
+        claims.stored("1", "user", (11, 2));
+        claims.stored("1", "user", (10, 5));
+        claims.stored("2", "user", (9, 9));
+        assert_eq!(
+            claims.cursor(&key("1")),
+            Some((10, 4)),
+            "stored after the cursor"
+        );
+        claims.stored("1", "user", (10, 3));
+        assert_eq!(claims.cursor(&key("1")), None, "stored before the cursor");
+    }
+
+    #[test]
+    fn a_reused_id_replaces_the_claim_of_the_deleted_row() {
+        let mut claims = Claims::default();
+        let node: Arc<str> = "a".into();
+        claims.insert(7, &node, &key("1"));
+        claims.insert_new(7, &node, &key("2"));
+        claims.settle(7, &key("1"), false);
+        assert!(claims.contains(7), "the deleted row's outcome");
+        claims.settle(7, &key("2"), false);
+        assert!(!claims.contains(7));
     }
 
     #[test]

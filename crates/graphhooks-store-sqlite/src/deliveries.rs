@@ -20,6 +20,7 @@ use crate::rows::corrupt;
 /// Stores a delivery due at `now_ms`.
 pub(crate) fn insert(
     c: &Connection,
+    claims: &SharedClaims,
     planned: &PlannedDelivery,
     test: bool,
     now_ms: i64,
@@ -55,7 +56,11 @@ pub(crate) fn insert(
             now_ms,
         ])
         .store()?;
-    Ok(c.last_insert_rowid())
+    let id = c.last_insert_rowid();
+    claims
+        .lock()
+        .stored(&planned.app_id, &planned.object_type, (now_ms, id));
+    Ok(id)
 }
 
 /// Makes sure the lane of a stored delivery has its row (unowned until a node adopts it).
@@ -403,7 +408,7 @@ pub(crate) fn record(c: &Connection, outcomes: &[AttemptOutcome]) -> Result<(), 
                             THEN 'paused' ELSE ?2 END,
                     attempt_count = max(attempt_count, coalesce(?4, 0)),
                     first_attempt_ms = coalesce(first_attempt_ms, ?5)
-             WHERE id = ?1",
+             WHERE id = ?1 AND app_id = ?6 AND object_type = ?7",
         )
         .store()?;
     // Per subscription, what this batch does to its failing-since clock.
@@ -421,6 +426,8 @@ pub(crate) fn record(c: &Connection, outcomes: &[AttemptOutcome]) -> Result<(), 
                 due,
                 outcome.attempt.as_ref().map(|a| a.number),
                 outcome.attempt.as_ref().map(|a| a.time_ms),
+                outcome.key.app_id,
+                outcome.key.object_type,
             ])
             .store()?;
         // Outcomes of deliveries deleted meanwhile (their app was deleted) are dropped.
@@ -529,13 +536,11 @@ pub(crate) fn release_unheld(
     held: &[i64],
 ) -> Result<u64, StoreError> {
     let held: rustc_hash::FxHashSet<i64> = held.iter().copied().collect();
-    let released = claims
-        .lock()
-        .release_where(|id, holder| holder == node && !held.contains(&id));
-    if released.is_empty() {
+    let release = claims.lock().held_by(node, |id| !held.contains(&id));
+    if release.is_empty() {
         return Ok(0);
     }
-    let ids = serde_json::to_string(&released).map_err(StoreError::other)?;
+    let ids = serde_json::to_string(&release).map_err(StoreError::other)?;
     c.execute(
         "UPDATE deliveries SET state = 'paused'
          WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'pending' AND EXISTS (
@@ -544,7 +549,13 @@ pub(crate) fn release_unheld(
         [ids],
     )
     .store()?;
-    Ok(released.len() as u64)
+    // Released only once the rows are settled, so a failed statement leaves them held and the
+    // next reconcile tries again.
+    let mut claims = claims.lock();
+    for id in &release {
+        claims.remove(*id);
+    }
+    Ok(release.len() as u64)
 }
 
 pub(crate) fn release_lanes(

@@ -31,7 +31,6 @@ fn json_list<T: serde::Serialize>(items: &T) -> Result<String, StoreError> {
 pub(crate) struct ClaimInto<'a> {
     pub(crate) node: &'a str,
     pub(crate) request: &'a ClaimRequest,
-    pub(crate) claims: &'a SharedClaims,
     pub(crate) added: &'a Added,
 }
 
@@ -39,6 +38,7 @@ pub(crate) struct ClaimInto<'a> {
 /// request has room for (see [`Handover`]).
 pub(crate) fn run(
     c: &Connection,
+    claims: &SharedClaims,
     limit: usize,
     now_ms: i64,
     planner: &Planner,
@@ -78,24 +78,24 @@ pub(crate) fn run(
         more,
     };
     let mut handover = match &claim {
-        Some(into) => Handover::new(c, into, &planned)?,
+        Some(into) => Handover::new(c, claims, into, &planned)?,
         None => Handover::default(),
     };
     let node: Option<Arc<str>> = claim.as_ref().map(|into| into.node.into());
     let mut claimed = Vec::new();
     for delivery in planned {
         let taken = handover.take(&delivery);
-        let id = deliveries::insert(c, &delivery, false, now_ms)?;
+        let id = deliveries::insert(c, claims, &delivery, false, now_ms)?;
         if let (true, Some(into), Some(node)) = (taken, &claim, &node) {
             let key = SubscriptionKey {
                 app_id: delivery.app_id,
                 object_type: delivery.object_type,
             };
-            let mut claims = into.claims.lock();
-            claims.insert(id, node, &key);
+            let mut registry = claims.lock();
+            registry.insert_new(id, node, &key);
             // Nothing older waits in the lane (or it would not have been taken).
-            claims.advance(&key, (now_ms, id));
-            drop(claims);
+            registry.advance(&key, (now_ms, id));
+            drop(registry);
             into.added.push(id);
             claimed.push(ClaimedDelivery {
                 id,
@@ -137,6 +137,7 @@ struct Handover {
 impl Handover {
     fn new(
         c: &Connection,
+        claims: &SharedClaims,
         into: &ClaimInto<'_>,
         planned: &[PlannedDelivery],
     ) -> Result<Handover, StoreError> {
@@ -163,7 +164,7 @@ impl Handover {
                 object_type: object_type.to_owned(),
             };
             let older_waiting =
-                !deliveries::lane_front(c, &into.claims.lock(), &key, i64::MAX, 1)?.is_empty();
+                !deliveries::lane_front(c, &claims.lock(), &key, i64::MAX, 1)?.is_empty();
             if older_waiting {
                 continue;
             }
@@ -388,6 +389,7 @@ const REPLAY_PAGE: i64 = 5000;
 
 pub(crate) fn replay(
     c: &Connection,
+    claims: &SharedClaims,
     app_id: &str,
     (since, until): (i64, i64),
     object_type: Option<&str>,
@@ -422,7 +424,7 @@ pub(crate) fn replay(
         let planned = planner(&page, &facts);
         for delivery in &planned {
             report.changes += delivery.notification.change_ids.len();
-            deliveries::insert(c, delivery, false, now_ms)?;
+            deliveries::insert(c, claims, delivery, false, now_ms)?;
         }
         ensure_lanes(c, &planned)?;
         report.deliveries += planned.len();

@@ -417,8 +417,9 @@ impl Store for SqliteStore {
         now_ms: i64,
         planner: Planner,
     ) -> StoreResult<FanoutReport> {
+        let claims = self.claims.clone();
         self.writer
-            .write_relaxed(move |c| fanout::run(c, limit, now_ms, &planner, None))
+            .write_relaxed(move |c| fanout::run(c, &claims, limit, now_ms, &planner, None))
             .await
             .map(|(report, _)| report)
     }
@@ -437,10 +438,9 @@ impl Store for SqliteStore {
             let into = fanout::ClaimInto {
                 node: &node,
                 request: &request,
-                claims,
                 added,
             };
-            fanout::run(c, limit, now_ms, &planner, Some(into))
+            fanout::run(c, claims, limit, now_ms, &planner, Some(into))
         })
         .await
     }
@@ -457,9 +457,10 @@ impl Store for SqliteStore {
     }
 
     async fn insert_delivery(&self, delivery: NewDelivery, now_ms: i64) -> StoreResult<i64> {
+        let claims = self.claims.clone();
         self.writer
             .write(move |c| {
-                let id = deliveries::insert(c, &delivery.planned, delivery.test, now_ms)?;
+                let id = deliveries::insert(c, &claims, &delivery.planned, delivery.test, now_ms)?;
                 deliveries::ensure_lane(
                     c,
                     &delivery.planned.app_id,
@@ -491,17 +492,16 @@ impl Store for SqliteStore {
     }
 
     async fn record_outcomes(&self, outcomes: Vec<AttemptOutcome>) -> StoreResult<()> {
-        let settled: Vec<(i64, bool)> = outcomes
-            .iter()
-            .map(|o| (o.delivery_id, matches!(o.next, NextStep::RetryAt(_))))
-            .collect();
+        let outcomes = std::sync::Arc::new(outcomes);
+        let written = outcomes.clone();
         self.writer
-            .write_urgent(move |c| deliveries::record(c, &outcomes))
+            .write_urgent(move |c| deliveries::record(c, &written))
             .await?;
         // Settled only now: until the outcome is committed, the delivery stays this node's.
         let mut claims = self.claims.lock();
-        for (id, retry) in settled {
-            claims.settle(id, retry);
+        for outcome in outcomes.iter() {
+            let retry = matches!(outcome.next, NextStep::RetryAt(_));
+            claims.settle(outcome.delivery_id, &outcome.key, retry);
         }
         Ok(())
     }
@@ -570,9 +570,18 @@ impl Store for SqliteStore {
         planner: Planner,
     ) -> StoreResult<ReplayReport> {
         let (app_id, object_type) = (app_id.to_owned(), object_type.map(str::to_owned));
+        let claims = self.claims.clone();
         self.writer
             .write(move |c| {
-                fanout::replay(c, &app_id, window, object_type.as_deref(), now_ms, &planner)
+                fanout::replay(
+                    c,
+                    &claims,
+                    &app_id,
+                    window,
+                    object_type.as_deref(),
+                    now_ms,
+                    &planner,
+                )
             })
             .await
     }

@@ -50,6 +50,7 @@ macro_rules! store_conformance {
             fan_out_claims_only_what_a_claim_would_take,
             claims_are_exclusive_and_outcomes_are_recorded,
             claims_take_the_oldest_due_work_first,
+            work_stored_due_before_a_claim_is_not_passed_over,
             a_lane_asked_for_nothing_is_not_claimed,
             retries_become_due_at_their_time,
             released_claims_are_claimable_again,
@@ -874,6 +875,35 @@ pub async fn claims_take_the_oldest_due_work_first(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(claimed(next), vec![newest]);
+}
+
+/// A delivery stored due before what a claim already took (its writer read the clock before
+/// the claim ran) goes before newer work, even while plenty of newer work is due.
+pub async fn work_stored_due_before_a_claim_is_not_passed_over(store: Arc<dyn Store>) {
+    basic(&*store).await;
+    let mut ids = Vec::new();
+    for user in ["u1", "u2", "u3", "u4"] {
+        ids.push(
+            store
+                .insert_delivery(planned("1", "user", user), 2_000)
+                .await
+                .unwrap(),
+        );
+    }
+    let first = store
+        .claim_due("a", 2_000, &ClaimRequest::any(1))
+        .await
+        .unwrap();
+    assert_eq!(first.iter().map(|c| c.id).collect::<Vec<_>>(), vec![ids[0]]);
+    let earlier = store
+        .insert_delivery(planned("1", "user", "u5"), 1_500)
+        .await
+        .unwrap();
+    let next = store
+        .claim_due("a", 3_000, &ClaimRequest::any(1))
+        .await
+        .unwrap();
+    assert_eq!(next.iter().map(|c| c.id).collect::<Vec<_>>(), vec![earlier]);
 }
 
 /// Claims skip the subscriptions named in `skip`.
