@@ -45,7 +45,7 @@ pub(crate) async fn insert(pool: &PgPool, changes: &[NewChange]) -> Result<Vec<i
            SELECT id, object_type, object_id, field, value, actor, time, $7 FROM numbered
            RETURNING id),
          queued AS (INSERT INTO change_queue (change_id) SELECT id FROM inserted)
-         SELECT n.id FROM numbered n CROSS JOIN (SELECT pg_notify($8, 'changes')) AS told
+         SELECT n.id FROM numbered n CROSS JOIN (SELECT pg_notify($8, concat('changes ', current_setting('graphhooks.instance', true)))) AS told
          ORDER BY n.ord",
     )
     .bind(&object_types)

@@ -14,7 +14,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
 use crate::error::{SqlResultExt, corrupt};
-use crate::events::CHANNEL;
+use crate::events::{CHANNEL, NOTIFY_DELIVERIES};
 
 pub(crate) async fn insert_many(
     connection: &mut PgConnection,
@@ -115,7 +115,7 @@ pub(crate) async fn insert(
 }
 
 async fn notify(connection: &mut PgConnection) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_notify($1, 'deliveries')")
+    sqlx::query(NOTIFY_DELIVERIES)
         .bind(CHANNEL)
         .execute(connection)
         .await

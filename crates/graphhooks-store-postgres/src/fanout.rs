@@ -13,7 +13,7 @@ use sqlx::{PgConnection, PgPool, Row};
 
 use crate::changes::{self, CHANGE_COLUMNS};
 use crate::error::{SqlResultExt, corrupt};
-use crate::events::CHANNEL;
+use crate::events::{CHANNEL, NOTIFY_DELIVERIES};
 use crate::rows::{self, subscription_columns};
 use crate::{apps, catalog, deliveries, subscriptions};
 
@@ -63,7 +63,7 @@ pub(crate) async fn run(
         .await
         .store()?;
     if !planned.is_empty() {
-        sqlx::query("SELECT pg_notify($1, 'deliveries')")
+        sqlx::query(NOTIFY_DELIVERIES)
             .bind(CHANNEL)
             .execute(&mut *transaction)
             .await
@@ -286,7 +286,7 @@ pub(crate) async fn replay(
         after = last;
     }
     if report.deliveries > 0 {
-        sqlx::query("SELECT pg_notify($1, 'deliveries')")
+        sqlx::query(NOTIFY_DELIVERIES)
             .bind(CHANNEL)
             .execute(&mut *transaction)
             .await

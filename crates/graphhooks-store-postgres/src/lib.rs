@@ -102,7 +102,10 @@ impl PostgresStore {
         let connect: PgConnectOptions = url
             .parse()
             .map_err(|error| StoreError::other(format!("invalid PostgreSQL URL: {error}")))?;
-        let connect = connect.application_name("graphhooks");
+        let instance = events::new_instance();
+        let connect = connect
+            .application_name("graphhooks")
+            .options([(events::INSTANCE_SETTING, instance.as_str())]);
         let pool = PgPoolOptions::new()
             .max_connections(options.pool_size.max(2))
             .acquire_timeout(options.acquire_timeout)
@@ -122,7 +125,7 @@ impl PostgresStore {
             .store()?;
         let (events, _) = broadcast::channel(64);
         if options.listen {
-            tokio::spawn(events::listen(pool.clone(), events.clone()));
+            tokio::spawn(events::listen(pool.clone(), events.clone(), instance));
         }
         Ok(PostgresStore {
             pool,

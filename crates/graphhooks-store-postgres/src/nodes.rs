@@ -8,7 +8,7 @@ use graphhooks_store::{Heartbeat, StoreError};
 use sqlx::PgPool;
 
 use crate::error::SqlResultExt;
-use crate::events::CHANNEL;
+use crate::events::{CHANNEL, NOTIFY_DELIVERIES};
 
 pub(crate) async fn heartbeat(
     pool: &PgPool,
@@ -57,7 +57,7 @@ pub(crate) async fn heartbeat(
     .store()?
     .rows_affected();
     if released > 0 {
-        sqlx::query("SELECT pg_notify($1, 'deliveries')")
+        sqlx::query(NOTIFY_DELIVERIES)
             .bind(CHANNEL)
             .execute(&mut *transaction)
             .await
