@@ -87,7 +87,8 @@ macro_rules! store_conformance {
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
-fn app(id: &str, mode: AppMode) -> App {
+/// An app with a fixed secret, for store-specific tests as well as these.
+pub fn app(id: &str, mode: AppMode) -> App {
     App {
         id: id.into(),
         name: format!("app {id}"),
@@ -98,7 +99,8 @@ fn app(id: &str, mode: AppMode) -> App {
     }
 }
 
-fn subscription(app_id: &str, object_type: &str, fields: &[&str]) -> Subscription {
+/// An active subscription of `app_id` to `fields` of `object_type`, its callback on example.com.
+pub fn subscription(app_id: &str, object_type: &str, fields: &[&str]) -> Subscription {
     Subscription {
         app_id: app_id.into(),
         object_type: object_type.into(),
@@ -168,7 +170,8 @@ async fn basic(store: &dyn Store) {
         .unwrap();
 }
 
-fn planned(app_id: &str, object_type: &str, object_id: &str) -> NewDelivery {
+/// A pending, non-test delivery about `object_id`, with an empty entry list as its body.
+pub fn planned(app_id: &str, object_type: &str, object_id: &str) -> NewDelivery {
     NewDelivery {
         planned: PlannedDelivery {
             app_id: app_id.into(),
