@@ -199,23 +199,18 @@ impl Claims {
         json
     }
 
-    /// The claims `node` holds that `pick` picks.
-    pub(crate) fn held_by(&self, node: &str, pick: impl Fn(i64) -> bool) -> Vec<i64> {
+    /// The ids of the claims `pick` picks, given each claim's id and holder.
+    pub(crate) fn ids_where(&self, pick: impl Fn(i64, &str) -> bool) -> Vec<i64> {
         self.by_id
             .iter()
-            .filter(|(id, claim)| &*claim.node == node && pick(**id))
+            .filter(|(id, claim)| pick(**id, &claim.node))
             .map(|(id, _)| *id)
             .collect()
     }
 
-    /// Releases the claims of the nodes `release` picks; returns their ids.
-    pub(crate) fn release_where(&mut self, release: impl Fn(i64, &str) -> bool) -> Vec<i64> {
-        let ids: Vec<i64> = self
-            .by_id
-            .iter()
-            .filter(|(id, claim)| release(**id, &claim.node))
-            .map(|(id, _)| *id)
-            .collect();
+    /// Releases the claims `pick` picks; returns their ids.
+    pub(crate) fn release_where(&mut self, pick: impl Fn(i64, &str) -> bool) -> Vec<i64> {
+        let ids = self.ids_where(pick);
         for id in &ids {
             self.remove(*id);
         }

@@ -536,7 +536,9 @@ pub(crate) fn release_unheld(
     held: &[i64],
 ) -> Result<u64, StoreError> {
     let held: rustc_hash::FxHashSet<i64> = held.iter().copied().collect();
-    let release = claims.lock().held_by(node, |id| !held.contains(&id));
+    let release = claims
+        .lock()
+        .ids_where(|id, holder| holder == node && !held.contains(&id));
     if release.is_empty() {
         return Ok(0);
     }

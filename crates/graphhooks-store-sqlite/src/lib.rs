@@ -388,18 +388,10 @@ impl Store for SqliteStore {
     }
 
     async fn delete_subscription(&self, app_id: &str, object_type: &str) -> StoreResult<()> {
-        let key = SubscriptionKey {
-            app_id: app_id.to_owned(),
-            object_type: object_type.to_owned(),
-        };
+        let (app_id, object_type) = (app_id.to_owned(), object_type.to_owned());
         let claims = self.claims.clone();
         self.writer
-            .write(move |c| {
-                subscriptions::delete(c, &key.app_id, &key.object_type)?;
-                // Its paused backlog is pending again, with due times before the cursor.
-                claims.lock().reset(&key);
-                Ok(())
-            })
+            .write(move |c| subscriptions::delete(c, &claims, &app_id, &object_type))
             .await
     }
 

@@ -1,9 +1,10 @@
 //! Subscriptions: one row per (app, object type).
 
 use graphhooks_core::model::Subscription;
-use graphhooks_store::StoreError;
+use graphhooks_store::{StoreError, SubscriptionKey};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::claims::SharedClaims;
 use crate::error::SqlResultExt;
 use crate::rows::{self, SUBSCRIPTION_COLUMNS, from_sql_error, status_name};
 
@@ -72,7 +73,12 @@ pub(crate) fn put(c: &Connection, s: &Subscription) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub(crate) fn delete(c: &Connection, app_id: &str, object_type: &str) -> Result<(), StoreError> {
+pub(crate) fn delete(
+    c: &Connection,
+    claims: &SharedClaims,
+    app_id: &str,
+    object_type: &str,
+) -> Result<(), StoreError> {
     let deleted = c
         .execute(
             "DELETE FROM subscriptions WHERE app_id = ?1 AND object_type = ?2",
@@ -90,5 +96,10 @@ pub(crate) fn delete(c: &Connection, app_id: &str, object_type: &str) -> Result<
         params![app_id, object_type],
     )
     .store()?;
+    // That backlog is due before the lane's cursor.
+    claims.lock().reset(&SubscriptionKey {
+        app_id: app_id.to_owned(),
+        object_type: object_type.to_owned(),
+    });
     Ok(())
 }
