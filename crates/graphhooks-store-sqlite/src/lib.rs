@@ -182,15 +182,13 @@ impl SqliteStore {
         let (claims, added) = (self.claims.clone(), Added::default());
         let job = (claims.clone(), added.clone());
         let work = move |c: &Connection| work(c, &job.0, &job.1);
-        let result = if urgent {
-            self.writer.write_urgent(work).await
-        } else {
-            self.writer.write_relaxed(work).await
-        };
-        if result.is_err() {
-            claims.undo(&added);
-        }
-        result
+        self.writer
+            .write_then(urgent, work, move |committed| {
+                if !committed {
+                    claims.undo(&added);
+                }
+            })
+            .await
     }
 }
 
@@ -486,16 +484,23 @@ impl Store for SqliteStore {
     async fn record_outcomes(&self, outcomes: Vec<AttemptOutcome>) -> StoreResult<()> {
         let outcomes = std::sync::Arc::new(outcomes);
         let written = outcomes.clone();
+        let claims = self.claims.clone();
         self.writer
-            .write_urgent(move |c| deliveries::record(c, &written))
-            .await?;
-        // Settled only now: until the outcome is committed, the delivery stays this node's.
-        let mut claims = self.claims.lock();
-        for outcome in outcomes.iter() {
-            let retry = matches!(outcome.next, NextStep::RetryAt(_));
-            claims.settle(outcome.delivery_id, &outcome.key, retry);
-        }
-        Ok(())
+            .write_then(
+                true,
+                move |c| deliveries::record(c, &written),
+                // Settled only once committed: until then the delivery stays this node's.
+                move |committed| {
+                    if committed {
+                        let mut claims = claims.lock();
+                        for outcome in outcomes.iter() {
+                            let retry = matches!(outcome.next, NextStep::RetryAt(_));
+                            claims.settle(outcome.delivery_id, &outcome.key, retry);
+                        }
+                    }
+                },
+            )
+            .await
     }
 
     async fn release_claims(&self, node: Option<&str>) -> StoreResult<u64> {

@@ -80,7 +80,7 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.submit(true, false, work).await
+        self.submit(true, false, work, |_| {}).await
     }
 
     /// Runs `work` in the next group commit and returns its result once committed, without
@@ -90,23 +90,40 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.submit(false, false, work).await
+        self.submit(false, false, work, |_| {}).await
     }
 
-    /// Like [`Writer::write_relaxed`], committed ahead of the other waiting jobs: for claims
-    /// and attempt outcomes, which keep callbacks busy (see the module docs).
-    pub(crate) async fn write_urgent<T, F>(&self, work: F) -> Result<T, StoreError>
+    /// Like [`Writer::write_relaxed`], committed ahead of the other waiting jobs when `urgent`
+    /// (claims and attempt outcomes, which keep callbacks busy: see the module docs). Runs
+    /// `after` on the writer thread once the job's fate is known (true: its work succeeded and
+    /// was committed), before the caller hears: in-memory state that must follow the commit
+    /// (the claims registry) is kept in step here, so no async caller blocks a runtime thread
+    /// on a lock the writer holds through a long job (a claim of thousands of rows).
+    pub(crate) async fn write_then<T, F, A>(
+        &self,
+        urgent: bool,
+        work: F,
+        after: A,
+    ) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        A: FnOnce(bool) + Send + 'static,
     {
-        self.submit(false, true, work).await
+        self.submit(false, urgent, work, after).await
     }
 
-    async fn submit<T, F>(&self, durable: bool, urgent: bool, work: F) -> Result<T, StoreError>
+    async fn submit<T, F, A>(
+        &self,
+        durable: bool,
+        urgent: bool,
+        work: F,
+        after: A,
+    ) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        A: FnOnce(bool) + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let work: Work = Box::new(move |connection| {
@@ -120,6 +137,7 @@ impl Writer {
                     )),
                     (Err(_), Err(error)) => Err(error),
                 };
+                after(outcome.is_ok());
                 // The caller may have gone away (request cancelled); nothing to tell then.
                 let _ = reply.send(outcome);
             });
