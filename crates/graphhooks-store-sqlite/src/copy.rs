@@ -113,7 +113,8 @@ pub(crate) fn export_deliveries(
     let mut statement = c
         .prepare_cached(
             "SELECT id, app_id, object_type, state, created_time, body, test, change_ids, object_ids, due_ms,
-                    attempt_count, first_attempt_ms
+                    attempt_count, first_attempt_ms,
+                    attempt1_time_ms, attempt1_status, attempt1_error, attempt1_latency_ms, attempt1_response
              FROM deliveries WHERE id > ?1 ORDER BY id LIMIT ?2",
         )
         .store()?;
@@ -131,7 +132,10 @@ pub(crate) fn export_deliveries(
                 state: DeliveryState::parse(&state).map_err(|e| corrupt("delivery state", e))?,
                 created_time: row.get(4).store()?,
                 body: row.get(5).store()?,
-                attempts: Vec::new(),
+                attempts: crate::deliveries::first_attempt(row, 12)
+                    .store()?
+                    .into_iter()
+                    .collect(),
                 test: row.get(6).store()?,
             },
             change_ids: change_ids
@@ -165,14 +169,17 @@ pub(crate) fn export_deliveries(
         while let Some(row) = rows.next().store()? {
             let id: i64 = row.get(0).store()?;
             if let Some(&position) = index.get(&id) {
-                records[position].delivery.attempts.push(Attempt {
-                    number: row.get(1).store()?,
-                    time_ms: row.get(2).store()?,
-                    status: row.get(3).store()?,
-                    error: row.get(4).store()?,
-                    latency_ms: row.get(5).store()?,
-                    response: row.get(6).store()?,
-                });
+                crate::deliveries::add_attempt(
+                    &mut records[position].delivery.attempts,
+                    Attempt {
+                        number: row.get(1).store()?,
+                        time_ms: row.get(2).store()?,
+                        status: row.get(3).store()?,
+                        error: row.get(4).store()?,
+                        latency_ms: row.get(5).store()?,
+                        response: row.get(6).store()?,
+                    },
+                );
             }
         }
     }

@@ -386,9 +386,11 @@ pub(crate) fn next_due_ms(
 }
 
 pub(crate) fn record(c: &Connection, outcomes: &[AttemptOutcome]) -> Result<(), StoreError> {
-    // A single-row insert: SQLite gives an INSERT ... SELECT or an INSERT OR REPLACE a
-    // statement journal, which showed in profiles. The same attempt recorded twice (its
-    // delivery was sent again before the first outcome was written) keeps the later one.
+    // Later attempts get a row of their own (a first attempt goes into the delivery's row, by
+    // `update_first` below). A single-row insert: SQLite gives an INSERT ... SELECT or an
+    // INSERT OR REPLACE a statement journal, which showed in profiles. The same attempt
+    // recorded twice (its delivery was sent again before the first outcome was written) keeps
+    // the later one, here and in the row.
     let mut insert_attempt = c
         .prepare_cached(
             "INSERT INTO attempts (delivery_id, number, time_ms, status, error, latency_ms, response)
@@ -411,6 +413,21 @@ pub(crate) fn record(c: &Connection, outcomes: &[AttemptOutcome]) -> Result<(), 
              WHERE id = ?1 AND app_id = ?6 AND object_type = ?7",
         )
         .store()?;
+    // The same, for an outcome with its first attempt, which is kept in the row.
+    let mut update_first = c
+        .prepare_cached(
+            "UPDATE deliveries SET due_ms = coalesce(?3, due_ms),
+                    state = CASE WHEN ?2 = 'pending' AND EXISTS (
+                              SELECT 1 FROM subscriptions s WHERE s.app_id = deliveries.app_id
+                                AND s.object_type = deliveries.object_type AND s.status = 'paused')
+                            THEN 'paused' ELSE ?2 END,
+                    attempt_count = max(attempt_count, coalesce(?4, 0)),
+                    first_attempt_ms = coalesce(first_attempt_ms, ?5),
+                    attempt1_time_ms = ?5, attempt1_status = ?8, attempt1_error = ?9,
+                    attempt1_latency_ms = ?10, attempt1_response = ?11
+             WHERE id = ?1 AND app_id = ?6 AND object_type = ?7",
+        )
+        .store()?;
     // Per subscription, what this batch does to its failing-since clock.
     let mut clocks: HashMap<&SubscriptionKey, Clock> = HashMap::new();
     for outcome in outcomes {
@@ -419,8 +436,22 @@ pub(crate) fn record(c: &Connection, outcomes: &[AttemptOutcome]) -> Result<(), 
             NextStep::RetryAt(at) => (DeliveryState::Pending, Some(at)),
             NextStep::Failed => (DeliveryState::Failed, None),
         };
-        let updated = update
-            .execute(params![
+        let first = outcome.attempt.as_ref().filter(|a| a.number == 1);
+        let updated = match first {
+            Some(attempt) => update_first.execute(params![
+                outcome.delivery_id,
+                state.as_str(),
+                due,
+                attempt.number,
+                attempt.time_ms,
+                outcome.key.app_id,
+                outcome.key.object_type,
+                attempt.status,
+                attempt.error,
+                attempt.latency_ms,
+                attempt.response,
+            ]),
+            None => update.execute(params![
                 outcome.delivery_id,
                 state.as_str(),
                 due,
@@ -428,24 +459,27 @@ pub(crate) fn record(c: &Connection, outcomes: &[AttemptOutcome]) -> Result<(), 
                 outcome.attempt.as_ref().map(|a| a.time_ms),
                 outcome.key.app_id,
                 outcome.key.object_type,
-            ])
-            .store()?;
+            ]),
+        }
+        .store()?;
         // Outcomes of deliveries deleted meanwhile (their app was deleted) are dropped.
         if updated == 0 {
             continue;
         }
         if let Some(attempt) = &outcome.attempt {
-            insert_attempt
-                .execute(params![
-                    outcome.delivery_id,
-                    attempt.number,
-                    attempt.time_ms,
-                    attempt.status,
-                    attempt.error,
-                    attempt.latency_ms,
-                    attempt.response,
-                ])
-                .store()?;
+            if first.is_none() {
+                insert_attempt
+                    .execute(params![
+                        outcome.delivery_id,
+                        attempt.number,
+                        attempt.time_ms,
+                        attempt.status,
+                        attempt.error,
+                        attempt.latency_ms,
+                        attempt.response,
+                    ])
+                    .store()?;
+            }
             let next = match (
                 clocks.remove(&outcome.key),
                 outcome.next == NextStep::Delivered,
@@ -635,7 +669,33 @@ pub(crate) fn heartbeat(
     Ok((renewed == 0 && registered_before, released.len() as u64))
 }
 
-const DELIVERY_COLUMNS: &str = "id, app_id, object_type, state, created_time, body, test";
+const DELIVERY_COLUMNS: &str = "id, app_id, object_type, state, created_time, body, test,
+    attempt1_time_ms, attempt1_status, attempt1_error, attempt1_latency_ms, attempt1_response";
+
+/// The first attempt kept in a delivery's row, from its five `attempt1_*` columns starting at
+/// column `at` (none if `attempt1_time_ms` is NULL).
+pub(crate) fn first_attempt(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Option<Attempt>> {
+    let Some(time_ms) = r.get::<_, Option<i64>>(at)? else {
+        return Ok(None);
+    };
+    Ok(Some(Attempt {
+        number: 1,
+        time_ms,
+        status: r.get(at + 1)?,
+        error: r.get(at + 2)?,
+        latency_ms: r.get(at + 3)?,
+        response: r.get(at + 4)?,
+    }))
+}
+
+/// Adds an attempt read from `attempts` to a delivery's, unless the row already holds one of
+/// that number (a database from before migration 0003 keeps first attempts in `attempts`; one
+/// made afterwards is only in the row).
+pub(crate) fn add_attempt(attempts: &mut Vec<Attempt>, attempt: Attempt) {
+    if !attempts.iter().any(|a| a.number == attempt.number) {
+        attempts.push(attempt);
+    }
+}
 
 fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Delivery, String)> {
     let state: String = r.get(3)?;
@@ -647,7 +707,7 @@ fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Delivery, String)> {
             state: DeliveryState::Pending,
             created_time: r.get(4)?,
             body: r.get(5)?,
-            attempts: Vec::new(),
+            attempts: first_attempt(r, 7)?.into_iter().collect(),
             test: r.get(6)?,
         },
         state,
@@ -680,14 +740,17 @@ fn with_attempts(
     while let Some(row) = rows.next().store()? {
         let delivery_id: i64 = row.get(0).store()?;
         if let Some(&position) = index.get(&delivery_id) {
-            deliveries[position].attempts.push(Attempt {
-                number: row.get(1).store()?,
-                time_ms: row.get(2).store()?,
-                status: row.get(3).store()?,
-                error: row.get(4).store()?,
-                latency_ms: row.get(5).store()?,
-                response: row.get(6).store()?,
-            });
+            add_attempt(
+                &mut deliveries[position].attempts,
+                Attempt {
+                    number: row.get(1).store()?,
+                    time_ms: row.get(2).store()?,
+                    status: row.get(3).store()?,
+                    error: row.get(4).store()?,
+                    latency_ms: row.get(5).store()?,
+                    response: row.get(6).store()?,
+                },
+            );
         }
     }
     Ok(deliveries)
@@ -917,11 +980,16 @@ pub(crate) fn app_stats(c: &Connection, since_ms: i64) -> Result<Vec<AppStats>, 
     let mut stats: std::collections::BTreeMap<String, AppStats> = std::collections::BTreeMap::new();
     let mut statement = c
         .prepare_cached(
-            "SELECT d.app_id,
-                    count(*) FILTER (WHERE a.status BETWEEN 200 AND 299),
-                    count(*) FILTER (WHERE a.status IS NULL OR a.status NOT BETWEEN 200 AND 299)
-             FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
-             WHERE a.time_ms >= ?1 GROUP BY d.app_id",
+            // First attempts are in the deliveries' rows, later ones in `attempts` (and first
+            // ones too in databases from before migration 0003, where the row holds none).
+            "SELECT app_id,
+                    count(*) FILTER (WHERE status BETWEEN 200 AND 299),
+                    count(*) FILTER (WHERE status IS NULL OR status NOT BETWEEN 200 AND 299)
+             FROM (SELECT d.app_id, a.status FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+                   WHERE a.time_ms >= ?1
+                   UNION ALL
+                   SELECT app_id, attempt1_status AS status FROM deliveries WHERE attempt1_time_ms >= ?1)
+             GROUP BY app_id",
         )
         .store()?;
     let mut rows = statement.query([since_ms]).store()?;

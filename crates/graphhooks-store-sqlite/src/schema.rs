@@ -9,6 +9,7 @@ use crate::error::SqlResultExt;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_one_open_index.sql"),
+    include_str!("../migrations/0003_first_attempt_in_delivery.sql"),
 ];
 
 /// Brings the schema up to date in one transaction per migration.
@@ -81,5 +82,81 @@ mod tests {
             )
             .unwrap();
         assert!(plan.contains("deliveries_lane_due"), "{plan}");
+    }
+
+    fn attempt(number: u32, time_ms: i64, status: u16) -> graphhooks_core::model::Attempt {
+        graphhooks_core::model::Attempt {
+            number,
+            time_ms,
+            status: Some(status),
+            error: None,
+            latency_ms: 3,
+            response: Some(format!("status {status}")),
+        }
+    }
+
+    /// A first attempt recorded before migration 0003 stays in `attempts` and is read from
+    /// there; one recorded afterwards goes into the delivery's row, later ones into `attempts`;
+    /// each shows once, in order, in the log and in the apps' stats.
+    #[test]
+    fn first_attempts_are_read_from_the_row_and_from_before_it() {
+        use graphhooks_store::{AttemptOutcome, NextStep, SubscriptionKey};
+
+        let mut connection = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..2] {
+            connection.execute_batch(sql).unwrap();
+        }
+        connection
+            .execute_batch(
+                "PRAGMA user_version = 2;
+                 INSERT INTO apps (id, name, mode, secret, created_time) VALUES ('1', 'a', 'live', 's', 0);
+                 INSERT INTO deliveries (id, app_id, object_type, state, created_time, body, change_ids,
+                                         object_ids, test, due_ms, attempt_count, first_attempt_ms)
+                 VALUES (1, '1', 'user', 'delivered', 7, '{}', '1', '[]', 0, 5, 1, 100),
+                        (2, '1', 'user', 'pending', 7, '{}', '2', '[]', 0, 5, 0, NULL);
+                 INSERT INTO attempts (delivery_id, number, time_ms, status, error, latency_ms, response)
+                 VALUES (1, 1, 100, 200, NULL, 3, 'status 200');",
+            )
+            .unwrap();
+        migrate(&mut connection).unwrap();
+        let key = SubscriptionKey {
+            app_id: "1".into(),
+            object_type: "user".into(),
+        };
+        let outcome = |number, time_ms, status, next| AttemptOutcome {
+            delivery_id: 2,
+            key: key.clone(),
+            attempt: Some(attempt(number, time_ms, status)),
+            next,
+        };
+        crate::deliveries::record(&connection, &[outcome(1, 200, 500, NextStep::RetryAt(250))])
+            .unwrap();
+        crate::deliveries::record(&connection, &[outcome(2, 300, 200, NextStep::Delivered)])
+            .unwrap();
+
+        let old = crate::deliveries::get(&connection, 1).unwrap().unwrap();
+        assert_eq!(old.attempts, vec![attempt(1, 100, 200)]);
+        let new = crate::deliveries::get(&connection, 2).unwrap().unwrap();
+        assert_eq!(
+            new.attempts,
+            vec![attempt(1, 200, 500), attempt(2, 300, 200)]
+        );
+        let in_table: i64 = connection
+            .query_row(
+                "SELECT count(*) FROM attempts WHERE delivery_id = 2",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(in_table, 1, "only the second attempt has a row of its own");
+
+        let stats = crate::deliveries::app_stats(&connection, 0).unwrap();
+        assert_eq!(
+            (stats[0].attempts_ok, stats[0].attempts_failed),
+            (2, 1),
+            "{stats:?}"
+        );
+        let recent = crate::deliveries::app_stats(&connection, 250).unwrap();
+        assert_eq!((recent[0].attempts_ok, recent[0].attempts_failed), (1, 0));
     }
 }
