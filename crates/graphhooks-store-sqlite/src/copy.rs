@@ -193,8 +193,9 @@ pub(crate) fn import_deliveries(
     let mut insert = c
         .prepare_cached(
             "INSERT INTO deliveries (id, app_id, object_type, state, created_time, body, change_ids, first_change_id,
-                                     last_change_id, object_ids, test, due_ms, attempt_count, first_attempt_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                                     last_change_id, object_ids, test, due_ms, attempt_count, first_attempt_ms,
+                                     lane_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )
         .store()?;
     let mut attempt = c
@@ -227,6 +228,7 @@ pub(crate) fn import_deliveries(
                 record.due_ms,
                 record.attempt_count,
                 record.first_attempt_ms,
+                crate::lane_key::lane_key(&d.app_id, &d.object_type),
             ])
             .store()?;
         crate::deliveries::ensure_lane(c, &d.app_id, &d.object_type)?;
@@ -245,4 +247,60 @@ pub(crate) fn import_deliveries(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use graphhooks_core::model::{Delivery, DeliveryState};
+    use graphhooks_store::{DeliveryRecord, SubscriptionKey};
+    use rusqlite::Connection;
+
+    use super::*;
+
+    /// Deliveries copied in get their lane key, so the lane queries (claims, explain) find them.
+    #[test]
+    fn imported_deliveries_are_found_through_their_lane() {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut c).unwrap();
+        c.execute_batch(
+            "INSERT INTO apps (id, name, mode, secret, created_time) VALUES ('1', 'a', 'live', 's', 0)",
+        )
+        .unwrap();
+        let record = DeliveryRecord {
+            delivery: Delivery {
+                id: 41,
+                app_id: "1".into(),
+                object_type: "user".into(),
+                state: DeliveryState::Pending,
+                created_time: 7,
+                body: "{}".into(),
+                attempts: vec![Attempt {
+                    number: 1,
+                    time_ms: 5,
+                    status: Some(500),
+                    error: None,
+                    latency_ms: 2,
+                    response: None,
+                }],
+                test: false,
+            },
+            change_ids: vec![3, 9],
+            object_ids: vec!["u1".into()],
+            due_ms: 10,
+            attempt_count: 1,
+            first_attempt_ms: Some(5),
+        };
+        import_deliveries(&c, &[record]).unwrap();
+        let key = SubscriptionKey {
+            app_id: "1".into(),
+            object_type: "user".into(),
+        };
+        let claims = crate::claims::Claims::default();
+        let queue = crate::deliveries::lane_queue(&c, &claims, &key, 10, 10, None).unwrap();
+        assert_eq!(queue, vec![(10, 41)]);
+        let carrying = crate::deliveries::carrying_change(&c, "1", "user", 9).unwrap();
+        assert_eq!(carrying, Some(41));
+        let copied = crate::deliveries::get(&c, 41).unwrap().unwrap();
+        assert_eq!(copied.attempts.len(), 1);
+    }
 }

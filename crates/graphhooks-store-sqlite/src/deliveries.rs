@@ -37,8 +37,8 @@ pub(crate) fn insert(
     let mut statement = c
         .prepare_cached(
             "INSERT INTO deliveries (app_id, object_type, state, created_time, body, change_ids, first_change_id,
-                                     last_change_id, object_ids, test, due_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                     last_change_id, object_ids, test, due_ms, lane_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )
         .store()?;
     statement
@@ -54,6 +54,7 @@ pub(crate) fn insert(
             object_ids,
             test,
             now_ms,
+            crate::lane_key::lane_key(&planned.app_id, &planned.object_type),
         ])
         .store()?;
     let id = c.last_insert_rowid();
@@ -98,15 +99,18 @@ pub(crate) fn lane_queue(
     // rows of one fan-out round share their due time, and SQLite seeks a row-value bound
     // `(due_ms, id) >= (?, ?)` on its first column only.
     const FROM_START: &str = "SELECT due_ms, id FROM deliveries
-         WHERE app_id = ?1 AND object_type = ?2 AND state IN ('pending', 'paused') AND claimed_by IS NULL
+         WHERE lane_key = graphhooks_lane_key(?1, ?2) AND app_id = ?1 AND object_type = ?2
+           AND state IN ('pending', 'paused') AND claimed_by IS NULL
            AND state = 'pending' AND due_ms <= ?3
          ORDER BY due_ms, id";
     const SAME_DUE_FROM_ID: &str = "SELECT due_ms, id FROM deliveries
-         WHERE app_id = ?1 AND object_type = ?2 AND state IN ('pending', 'paused') AND claimed_by IS NULL
+         WHERE lane_key = graphhooks_lane_key(?1, ?2) AND app_id = ?1 AND object_type = ?2
+           AND state IN ('pending', 'paused') AND claimed_by IS NULL
            AND state = 'pending' AND due_ms = ?3 AND id >= ?4
          ORDER BY id";
     const LATER_DUE: &str = "SELECT due_ms, id FROM deliveries
-         WHERE app_id = ?1 AND object_type = ?2 AND state IN ('pending', 'paused') AND claimed_by IS NULL
+         WHERE lane_key = graphhooks_lane_key(?1, ?2) AND app_id = ?1 AND object_type = ?2
+           AND state IN ('pending', 'paused') AND claimed_by IS NULL
            AND state = 'pending' AND due_ms > ?3 AND due_ms <= ?4
          ORDER BY due_ms, id";
     let queries: Vec<(&str, Vec<i64>)> = match from {
@@ -172,7 +176,8 @@ pub(crate) fn claim_due(
            WHERE l.node_id IS NULL
              AND NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.app_id = l.app_id
                              AND s.object_type = l.object_type AND s.status = 'paused')
-             AND EXISTS (SELECT 1 FROM deliveries d WHERE d.app_id = l.app_id AND d.object_type = l.object_type
+             AND EXISTS (SELECT 1 FROM deliveries d WHERE d.lane_key = graphhooks_lane_key(l.app_id, l.object_type)
+                           AND d.app_id = l.app_id AND d.object_type = l.object_type
                          AND d.state IN ('pending', 'paused') AND d.claimed_by IS NULL
                          AND d.state = 'pending' AND d.due_ms <= ?2)),
          counts AS (
@@ -201,10 +206,12 @@ pub(crate) fn claim_due(
         let mut owned = c
             .prepare_cached(
                 "SELECT l.app_id, l.object_type,
-                        (SELECT d.due_ms FROM deliveries d WHERE d.app_id = l.app_id AND d.object_type = l.object_type
+                        (SELECT d.due_ms FROM deliveries d WHERE d.lane_key = graphhooks_lane_key(l.app_id, l.object_type)
+                           AND d.app_id = l.app_id AND d.object_type = l.object_type
                            AND d.state IN ('pending', 'paused') AND d.claimed_by IS NULL AND d.state = 'pending'
                          ORDER BY d.due_ms, d.id LIMIT 1),
-                        (SELECT d.id FROM deliveries d WHERE d.app_id = l.app_id AND d.object_type = l.object_type
+                        (SELECT d.id FROM deliveries d WHERE d.lane_key = graphhooks_lane_key(l.app_id, l.object_type)
+                           AND d.app_id = l.app_id AND d.object_type = l.object_type
                            AND d.state IN ('pending', 'paused') AND d.claimed_by IS NULL AND d.state = 'pending'
                          ORDER BY d.due_ms, d.id LIMIT 1)
                  FROM lanes l LEFT JOIN subscriptions s ON s.app_id = l.app_id AND s.object_type = l.object_type
@@ -354,7 +361,8 @@ pub(crate) fn next_due_ms(
         .prepare_cached(
             "SELECT l.app_id, l.object_type,
                     (SELECT d.due_ms FROM deliveries d
-                     WHERE d.app_id = l.app_id AND d.object_type = l.object_type
+                     WHERE d.lane_key = graphhooks_lane_key(l.app_id, l.object_type)
+                           AND d.app_id = l.app_id AND d.object_type = l.object_type
                        AND d.state IN ('pending', 'paused') AND d.claimed_by IS NULL
                        AND d.state = 'pending'
                      ORDER BY d.due_ms LIMIT 1) AS due
@@ -606,7 +614,8 @@ pub(crate) fn release_lanes(
     let mut forget = c
         .prepare_cached(
             "DELETE FROM lanes WHERE app_id = ?1 AND object_type = ?2 AND node_id IS NULL
-               AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.app_id = ?1 AND d.object_type = ?2
+               AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.lane_key = graphhooks_lane_key(?1, ?2)
+                               AND d.app_id = ?1 AND d.object_type = ?2
                                AND d.state IN ('pending', 'paused') AND d.claimed_by IS NULL)
                AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.claimed_by IS NOT NULL
                                AND d.app_id = ?1 AND d.object_type = ?2)",
@@ -861,7 +870,8 @@ pub(crate) fn carrying_change(
     let mut statement = c
         .prepare_cached(
             "SELECT id, change_ids FROM deliveries
-             WHERE app_id = ?1 AND object_type = ?2 AND first_change_id <= ?3 AND last_change_id >= ?3 AND test = 0
+             WHERE lane_key = graphhooks_lane_key(?1, ?2) AND app_id = ?1 AND object_type = ?2
+               AND first_change_id <= ?3 AND last_change_id >= ?3 AND test = 0
              ORDER BY id",
         )
         .store()?;
@@ -921,7 +931,8 @@ pub(crate) fn pause_if_failing(
     let claimed = claims.lock().lane_json(key);
     c.execute(
         "UPDATE deliveries SET state = 'paused'
-         WHERE app_id = ?1 AND object_type = ?2 AND state IN ('pending', 'paused') AND claimed_by IS NULL
+         WHERE lane_key = graphhooks_lane_key(?1, ?2) AND app_id = ?1 AND object_type = ?2
+           AND state IN ('pending', 'paused') AND claimed_by IS NULL
            AND state = 'pending' AND id NOT IN (SELECT value FROM json_each(?3))",
         params![key.app_id, key.object_type, claimed],
     )
@@ -967,7 +978,8 @@ pub(crate) fn resume(
     let resumed = c
         .execute(
             "UPDATE deliveries SET state = 'pending', due_ms = ?3, first_attempt_ms = NULL
-             WHERE app_id = ?1 AND object_type = ?2 AND state IN ('pending', 'paused') AND claimed_by IS NULL
+             WHERE lane_key = graphhooks_lane_key(?1, ?2) AND app_id = ?1 AND object_type = ?2
+           AND state IN ('pending', 'paused') AND claimed_by IS NULL
                AND (state = 'paused' OR ?4) AND id NOT IN (SELECT value FROM json_each(?5))",
             params![app_id, object_type, now_ms, status == "paused", claimed],
         )

@@ -16,6 +16,7 @@ mod copy;
 mod deliveries;
 mod error;
 mod fanout;
+mod lane_key;
 mod readers;
 mod rows;
 mod schema;

@@ -31,6 +31,7 @@ impl Readers {
             connection
                 .execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;")
                 .map_err(map_error)?;
+            crate::lane_key::register(&connection).map_err(map_error)?;
             idle.push(connection);
         }
         Ok(Readers {

@@ -10,10 +10,13 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_one_open_index.sql"),
     include_str!("../migrations/0003_first_attempt_in_delivery.sql"),
+    include_str!("../migrations/0004_integer_lane_key.sql"),
 ];
 
 /// Brings the schema up to date in one transaction per migration.
 pub(crate) fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
+    // Migration 0004 fills the lane keys of existing rows.
+    crate::lane_key::register(connection).store()?;
     let current: usize = connection
         .query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))
         .store()?
@@ -74,7 +77,8 @@ mod tests {
         );
         let plan: String = connection
             .query_row(
-                "EXPLAIN QUERY PLAN SELECT id FROM deliveries WHERE app_id = '1' AND object_type = 'user'
+                "EXPLAIN QUERY PLAN SELECT id FROM deliveries
+                 WHERE lane_key = graphhooks_lane_key('1', 'user') AND app_id = '1' AND object_type = 'user'
                    AND state IN ('pending', 'paused') AND claimed_by IS NULL AND state = 'pending'
                    AND due_ms <= 10 ORDER BY due_ms, id LIMIT 10",
                 [],
@@ -82,6 +86,15 @@ mod tests {
             )
             .unwrap();
         assert!(plan.contains("deliveries_lane_due"), "{plan}");
+        // Migration 0004 gave the existing rows their lane key.
+        let keyed: i64 = connection
+            .query_row(
+                "SELECT count(*) FROM deliveries WHERE lane_key = ?1",
+                [crate::lane_key::lane_key("1", "user")],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(keyed, 3);
     }
 
     fn attempt(number: u32, time_ms: i64, status: u16) -> graphhooks_core::model::Attempt {

@@ -91,7 +91,8 @@ pub(crate) fn delete(
     // A paused backlog would otherwise wait for a resume that can no longer come: it goes back
     // to `pending`, and dispatch ends each delivery as `failed` with a "not sent" attempt.
     c.execute(
-        "UPDATE deliveries SET state = 'pending' WHERE app_id = ?1 AND object_type = ?2
+        "UPDATE deliveries SET state = 'pending'
+         WHERE lane_key = graphhooks_lane_key(?1, ?2) AND app_id = ?1 AND object_type = ?2
            AND state IN ('pending', 'paused') AND claimed_by IS NULL AND state = 'paused'",
         params![app_id, object_type],
     )
