@@ -1,8 +1,9 @@
 //! The outbound HTTPS client for handshakes and notifications: rustls with webpki roots plus the
 //! operator's `--callback-ca`, hostname checked, pooled keep-alive connections per callback, and
 //! the SSRF guard at two depths: [`CallbackClient::check_url`] refuses a callback at subscribe
-//! time, and every connection resolves through [`GuardedResolver`] (and IP literals are checked
-//! per request), so a DNS answer that changes later (rebinding) is refused too.
+//! time, and every connection resolves through [`GuardedResolver`] (and IP literals, which no
+//! resolver sees, are checked before a URL's first request), so a DNS answer that changes later
+//! (rebinding) is refused too.
 
 use std::future::Future;
 use std::io;
