@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use graphhooks_core::model::{Attempt, Delivery, DeliveryState};
+use graphhooks_core::model::{Delivery, DeliveryState};
 use graphhooks_store::{ChangeRecord, DeliveryRecord, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -171,14 +171,7 @@ pub(crate) fn export_deliveries(
             if let Some(&position) = index.get(&id) {
                 crate::deliveries::add_attempt(
                     &mut records[position].delivery.attempts,
-                    Attempt {
-                        number: row.get(1).store()?,
-                        time_ms: row.get(2).store()?,
-                        status: row.get(3).store()?,
-                        error: row.get(4).store()?,
-                        latency_ms: row.get(5).store()?,
-                        response: row.get(6).store()?,
-                    },
+                    crate::deliveries::attempt_row(row)?,
                 );
             }
         }
@@ -251,7 +244,7 @@ pub(crate) fn import_deliveries(
 
 #[cfg(test)]
 mod tests {
-    use graphhooks_core::model::{Delivery, DeliveryState};
+    use graphhooks_core::model::{Attempt, Delivery, DeliveryState};
     use graphhooks_store::{DeliveryRecord, SubscriptionKey};
     use rusqlite::Connection;
 

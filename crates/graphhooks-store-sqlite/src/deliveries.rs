@@ -408,33 +408,28 @@ pub(crate) fn record(c: &Connection, outcomes: &[AttemptOutcome]) -> Result<(), 
                response = excluded.response",
         )
         .store()?;
+    // A retry of a subscription paused meanwhile waits with the rest of its backlog.
+    const OUTCOME: &str = "due_ms = coalesce(?3, due_ms),
+        state = CASE WHEN ?2 = 'pending' AND EXISTS (
+                  SELECT 1 FROM subscriptions s WHERE s.app_id = deliveries.app_id
+                    AND s.object_type = deliveries.object_type AND s.status = 'paused')
+                THEN 'paused' ELSE ?2 END,
+        attempt_count = max(attempt_count, coalesce(?4, 0)),
+        first_attempt_ms = coalesce(first_attempt_ms, ?5)";
+    const THIS_DELIVERY: &str = "id = ?1 AND app_id = ?6 AND object_type = ?7";
     let mut update = c
-        .prepare_cached(
-            // A retry of a subscription paused meanwhile waits with the rest of its backlog.
-            "UPDATE deliveries SET due_ms = coalesce(?3, due_ms),
-                    state = CASE WHEN ?2 = 'pending' AND EXISTS (
-                              SELECT 1 FROM subscriptions s WHERE s.app_id = deliveries.app_id
-                                AND s.object_type = deliveries.object_type AND s.status = 'paused')
-                            THEN 'paused' ELSE ?2 END,
-                    attempt_count = max(attempt_count, coalesce(?4, 0)),
-                    first_attempt_ms = coalesce(first_attempt_ms, ?5)
-             WHERE id = ?1 AND app_id = ?6 AND object_type = ?7",
-        )
+        .prepare_cached(&format!(
+            "UPDATE deliveries SET {OUTCOME} WHERE {THIS_DELIVERY}"
+        ))
         .store()?;
     // The same, for an outcome with its first attempt, which is kept in the row.
     let mut update_first = c
-        .prepare_cached(
-            "UPDATE deliveries SET due_ms = coalesce(?3, due_ms),
-                    state = CASE WHEN ?2 = 'pending' AND EXISTS (
-                              SELECT 1 FROM subscriptions s WHERE s.app_id = deliveries.app_id
-                                AND s.object_type = deliveries.object_type AND s.status = 'paused')
-                            THEN 'paused' ELSE ?2 END,
-                    attempt_count = max(attempt_count, coalesce(?4, 0)),
-                    first_attempt_ms = coalesce(first_attempt_ms, ?5),
-                    attempt1_time_ms = ?5, attempt1_status = ?8, attempt1_error = ?9,
-                    attempt1_latency_ms = ?10, attempt1_response = ?11
-             WHERE id = ?1 AND app_id = ?6 AND object_type = ?7",
-        )
+        .prepare_cached(&format!(
+            "UPDATE deliveries SET {OUTCOME},
+               attempt1_time_ms = ?5, attempt1_status = ?8, attempt1_error = ?9,
+               attempt1_latency_ms = ?10, attempt1_response = ?11
+             WHERE {THIS_DELIVERY}"
+        ))
         .store()?;
     // Per subscription, what this batch does to its failing-since clock.
     let mut clocks: HashMap<&SubscriptionKey, Clock> = HashMap::new();
@@ -697,6 +692,19 @@ pub(crate) fn first_attempt(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Resul
     }))
 }
 
+/// An attempt from a row of `SELECT delivery_id, number, time_ms, status, error, latency_ms,
+/// response FROM attempts`.
+pub(crate) fn attempt_row(row: &rusqlite::Row<'_>) -> Result<Attempt, StoreError> {
+    Ok(Attempt {
+        number: row.get(1).store()?,
+        time_ms: row.get(2).store()?,
+        status: row.get(3).store()?,
+        error: row.get(4).store()?,
+        latency_ms: row.get(5).store()?,
+        response: row.get(6).store()?,
+    })
+}
+
 /// Adds an attempt read from `attempts` to a delivery's, unless the row already holds one of
 /// that number (a database from before migration 0003 keeps first attempts in `attempts`; one
 /// made afterwards is only in the row).
@@ -749,17 +757,7 @@ fn with_attempts(
     while let Some(row) = rows.next().store()? {
         let delivery_id: i64 = row.get(0).store()?;
         if let Some(&position) = index.get(&delivery_id) {
-            add_attempt(
-                &mut deliveries[position].attempts,
-                Attempt {
-                    number: row.get(1).store()?,
-                    time_ms: row.get(2).store()?,
-                    status: row.get(3).store()?,
-                    error: row.get(4).store()?,
-                    latency_ms: row.get(5).store()?,
-                    response: row.get(6).store()?,
-                },
-            );
+            add_attempt(&mut deliveries[position].attempts, attempt_row(row)?);
         }
     }
     Ok(deliveries)
