@@ -319,12 +319,25 @@ impl CallbackClient {
         }
     }
 
-    /// `url` checked for a request: its form, and its address when it is a literal one (names
-    /// are checked when a connection resolves them), from the cache when it passed before.
+    /// `url` checked for a request, from the cache when it passed before (see
+    /// [`CallbackClient::check_target`]).
     fn target(&self, url: &str) -> Result<Arc<Target>, CallbackRefused> {
         if let Some(target) = self.targets.lock().ok().and_then(|t| t.get(url).cloned()) {
             return Ok(target);
         }
+        let target = self.check_target(url)?;
+        if let Ok(mut targets) = self.targets.lock() {
+            if targets.len() >= TARGETS_MAX {
+                targets.clear();
+            }
+            targets.insert(url.to_owned(), target.clone());
+        }
+        Ok(target)
+    }
+
+    /// `url` checked for a request: its form, and its address when it is a literal one (names
+    /// are checked when a connection resolves them).
+    fn check_target(&self, url: &str) -> Result<Arc<Target>, CallbackRefused> {
         let uri = self.check_form(url)?;
         let host = uri_host(&uri);
         if let Ok(ip) = host.parse::<IpAddr>() {
@@ -340,17 +353,11 @@ impl CallbackClient {
             }
         }
         .map_err(|_| CallbackRefused(format!("callback_url {url:?} has an invalid host")))?;
-        let target = Arc::new(Target { uri, host });
-        if let Ok(mut targets) = self.targets.lock() {
-            if targets.len() >= TARGETS_MAX {
-                targets.clear();
-            }
-            targets.insert(url.to_owned(), target.clone());
-        }
-        Ok(target)
+        Ok(Arc::new(Target { uri, host }))
     }
 
-    /// Sends one request and reads the start of the response, within `timeout`.
+    /// Sends one request and reads the start of the response, within `timeout`. Literal
+    /// addresses skip the resolver, so `url` is checked here first.
     pub async fn send(
         &self,
         method: Method,
@@ -361,12 +368,45 @@ impl CallbackClient {
         mutual_tls: bool,
     ) -> Result<CallbackResponse, TransportError> {
         let started = Instant::now();
+        let target = self.check_target(url);
+        self.send_to(started, target, method, headers, body, timeout, mutual_tls)
+            .await
+    }
+
+    /// [`CallbackClient::send`] for a URL that comes back attempt after attempt (a
+    /// subscription's callback): its checks are kept (the client's `targets`). One-off
+    /// URLs, such as a handshake's with its random challenge, would only crowd that cache.
+    pub async fn send_notification(
+        &self,
+        method: Method,
+        url: &str,
+        headers: HeaderMap,
+        body: Bytes,
+        timeout: Duration,
+        mutual_tls: bool,
+    ) -> Result<CallbackResponse, TransportError> {
+        let started = Instant::now();
+        let target = self.target(url);
+        self.send_to(started, target, method, headers, body, timeout, mutual_tls)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send_to(
+        &self,
+        started: Instant,
+        target: Result<Arc<Target>, CallbackRefused>,
+        method: Method,
+        headers: HeaderMap,
+        body: Bytes,
+        timeout: Duration,
+        mutual_tls: bool,
+    ) -> Result<CallbackResponse, TransportError> {
         let failed = |message: String| TransportError {
             message,
             latency: started.elapsed(),
         };
-        // Literal addresses skip the resolver, so they are checked here (once per URL).
-        let target = self.target(url).map_err(|refused| failed(refused.0))?;
+        let target = target.map_err(|refused| failed(refused.0))?;
         let client = match (mutual_tls, &self.mutual) {
             (true, Some(client)) => client,
             (true, None) => {
@@ -497,6 +537,36 @@ mod tests {
             let refused = strict.target("https://10.1.2.3/cb").err().unwrap().0;
             assert!(refused.contains("non-public"), "{refused}");
         }
+        assert!(strict.targets.lock().unwrap().is_empty());
+    }
+
+    /// Only notification attempts keep their URL's checks: a one-off URL (a handshake's) does
+    /// not enter the cache, though it is checked all the same.
+    #[tokio::test]
+    async fn only_notifications_keep_their_checks() {
+        let relaxed = client(true, true);
+        let send = |notification: bool| {
+            let relaxed = relaxed.clone();
+            async move {
+                // Nothing listens on port 1: the request fails fast, after the checks.
+                let url = "http://127.0.0.1:1/cb?hub.challenge=1";
+                let (headers, body, timeout) =
+                    (HeaderMap::new(), Bytes::new(), Duration::from_secs(1));
+                if notification {
+                    relaxed
+                        .send_notification(Method::POST, url, headers, body, timeout, false)
+                        .await
+                } else {
+                    relaxed
+                        .send(Method::GET, url, headers, body, timeout, false)
+                        .await
+                }
+            }
+        };
+        assert!(send(false).await.is_err());
+        assert!(relaxed.targets.lock().unwrap().is_empty());
+        assert!(send(true).await.is_err());
+        assert_eq!(relaxed.targets.lock().unwrap().len(), 1);
     }
 
     #[tokio::test]

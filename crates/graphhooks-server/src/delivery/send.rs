@@ -134,7 +134,7 @@ pub(crate) async fn attempt(shared: &EngineShared, delivery: ClaimedDelivery) ->
     let headers = notification_headers(&target, delivery.id, number, &body, started);
     let result = shared
         .client
-        .send(
+        .send_notification(
             Method::POST,
             &target.callback_url,
             headers,
