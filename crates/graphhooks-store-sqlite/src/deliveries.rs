@@ -97,22 +97,24 @@ pub(crate) fn lane_queue(
     // are at its front, as many as the lane holds, so a caller that has found the first
     // unclaimed row starts from it rather than step over them again. That start is two seeks:
     // rows of one fan-out round share their due time, and SQLite seeks a row-value bound
-    // `(due_ms, id) >= (?, ?)` on its first column only.
-    const FROM_START: &str = "SELECT due_ms, id FROM deliveries
-         WHERE lane_key = graphhooks_lane_key(?1, ?2) AND app_id = ?1 AND object_type = ?2
-           AND state IN ('pending', 'paused') AND claimed_by IS NULL
-           AND state = 'pending' AND due_ms <= ?3
-         ORDER BY due_ms, id";
-    const SAME_DUE_FROM_ID: &str = "SELECT due_ms, id FROM deliveries
-         WHERE lane_key = graphhooks_lane_key(?1, ?2) AND app_id = ?1 AND object_type = ?2
-           AND state IN ('pending', 'paused') AND claimed_by IS NULL
-           AND state = 'pending' AND due_ms = ?3 AND id >= ?4
-         ORDER BY id";
-    const LATER_DUE: &str = "SELECT due_ms, id FROM deliveries
-         WHERE lane_key = graphhooks_lane_key(?1, ?2) AND app_id = ?1 AND object_type = ?2
-           AND state IN ('pending', 'paused') AND claimed_by IS NULL
-           AND state = 'pending' AND due_ms > ?3 AND due_ms <= ?4
-         ORDER BY due_ms, id";
+    // `(due_ms, id) >= (?, ?)` on its first column only. (A macro, so that `concat!` makes
+    // each statement a constant.)
+    macro_rules! lane_pending {
+        ($bounds:literal, $order:literal) => {
+            concat!(
+                "SELECT due_ms, id FROM deliveries
+                 WHERE lane_key = graphhooks_lane_key(?1, ?2) AND app_id = ?1 AND object_type = ?2
+                   AND state IN ('pending', 'paused') AND claimed_by IS NULL
+                   AND state = 'pending' AND ",
+                $bounds,
+                " ORDER BY ",
+                $order
+            )
+        };
+    }
+    const FROM_START: &str = lane_pending!("due_ms <= ?3", "due_ms, id");
+    const SAME_DUE_FROM_ID: &str = lane_pending!("due_ms = ?3 AND id >= ?4", "id");
+    const LATER_DUE: &str = lane_pending!("due_ms > ?3 AND due_ms <= ?4", "due_ms, id");
     let queries: Vec<(&str, Vec<i64>)> = match from {
         None => vec![(FROM_START, vec![due_by])],
         Some((due, _)) if due > due_by => Vec::new(),
@@ -140,6 +142,22 @@ pub(crate) fn lane_queue(
         }
     }
     Ok(found)
+}
+
+/// The first unclaimed pending delivery of a lane due by `due_by`, given the first one the lane
+/// index shows (`indexed`, claimed or not): that one when the node holds nothing in the lane,
+/// else the front searched from the cursor.
+fn unclaimed_front(
+    c: &Connection,
+    claims: &Claims,
+    key: &SubscriptionKey,
+    due_by: i64,
+    indexed: (i64, i64),
+) -> Result<Option<(i64, i64)>, StoreError> {
+    if !claims.holds_in(key) {
+        return Ok(Some(indexed));
+    }
+    Ok(lane_front(c, claims, key, due_by, 1)?.first().copied())
 }
 
 /// The front of a lane's unclaimed queue: from the lane's cursor, or from its start when that
@@ -235,15 +253,9 @@ pub(crate) fn claim_due(
             if limit == 0 {
                 continue;
             }
-            let first = if registry.holds_in(&key) {
-                match lane_front(c, &registry, &key, now_ms, 1)?.first() {
-                    Some(first) => *first,
-                    None => continue,
-                }
-            } else {
-                (due, id)
-            };
-            lanes.push((first, key, limit));
+            if let Some(first) = unclaimed_front(c, &registry, &key, now_ms, (due, id))? {
+                lanes.push((first, key, limit));
+            }
         }
     }
     lanes.sort();
@@ -380,15 +392,11 @@ pub(crate) fn next_due_ms(
             app_id: row.get(0).store()?,
             object_type: row.get(1).store()?,
         };
-        let due = if registry.holds_in(&key) {
-            match lane_front(c, &registry, &key, i64::MAX, 1)?.first() {
-                Some((due, _)) => *due,
-                None => continue,
-            }
-        } else {
-            row.get(2).store()?
-        };
-        next = Some(next.map_or(due, |next| next.min(due)));
+        // Only the due time is wanted here, so the index's row needs no id.
+        let indexed = (row.get(2).store()?, 0);
+        if let Some((due, _)) = unclaimed_front(c, &registry, &key, i64::MAX, indexed)? {
+            next = Some(next.map_or(due, |next| next.min(due)));
+        }
     }
     Ok(next)
 }
