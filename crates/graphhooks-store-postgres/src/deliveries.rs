@@ -265,13 +265,13 @@ async fn attach_targets(
                 app_id: row.try_get(0).store()?,
                 object_type: row.try_get(1).store()?,
             },
-            Arc::new(DeliveryTarget {
-                callback_url: row.try_get(2).store()?,
-                include_client_certificate: row.try_get(3).store()?,
-                standard_webhooks: row.try_get(4).store()?,
-                secret: row.try_get(5).store()?,
-                previous_secret: row.try_get(6).store()?,
-            }),
+            Arc::new(DeliveryTarget::new(
+                row.try_get(2).store()?,
+                row.try_get(3).store()?,
+                row.try_get(4).store()?,
+                row.try_get(5).store()?,
+                row.try_get(6).store()?,
+            )),
         );
     }
     for delivery in claimed.iter_mut() {

@@ -343,13 +343,13 @@ pub(crate) fn attach_targets(
                 .query_row(
                     params![delivery.key.app_id, delivery.key.object_type, now_ms],
                     |r| {
-                        Ok(DeliveryTarget {
-                            callback_url: r.get(0)?,
-                            include_client_certificate: r.get(1)?,
-                            standard_webhooks: r.get(2)?,
-                            secret: r.get(3)?,
-                            previous_secret: r.get(4)?,
-                        })
+Ok(DeliveryTarget::new(
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                        ))
                     },
                 )
                 .optional()

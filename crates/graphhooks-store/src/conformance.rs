@@ -603,7 +603,7 @@ pub async fn fan_out_claims_only_what_a_claim_would_take(store: Arc<dyn Store>) 
     assert_eq!(taken[0].object_ids, vec!["u1".to_owned()]);
     let target = taken[0].target.as_ref().unwrap();
     assert_eq!(target.callback_url, "https://example.com/1");
-    assert_eq!(target.secret, SECRET);
+    assert_eq!(target.secret(), SECRET);
     store
         .record_outcomes(delivered(vec![taken[0].id]))
         .await
@@ -767,7 +767,7 @@ pub async fn claims_are_exclusive_and_outcomes_are_recorded(store: Arc<dyn Store
     assert_eq!(claimed[0].object_ids, vec!["u1".to_owned()]);
     let target = claimed[0].target.as_ref().unwrap();
     assert_eq!(target.callback_url, "https://example.com/1");
-    assert_eq!(target.secret, SECRET);
+    assert_eq!(target.secret(), SECRET);
     assert!(
         store
             .claim_due("b", 2_000, &ClaimRequest::any(10))
@@ -1981,15 +1981,15 @@ pub async fn claims_see_the_current_target(store: Arc<dyn Store>) {
     let target = claimed[0].target.as_ref().unwrap();
     assert_eq!(target.callback_url, "https://example.com/moved");
     assert!(target.standard_webhooks);
-    assert_eq!(target.secret, "e".repeat(64));
-    assert_eq!(target.previous_secret.as_deref(), Some(SECRET));
+    assert_eq!(target.secret(), "e".repeat(64));
+    assert_eq!(target.previous_secret(), Some(SECRET));
     store.release_claims(None).await.unwrap();
     let claimed = store
         .claim_due("a", 20_000, &ClaimRequest::any(10))
         .await
         .unwrap();
     assert_eq!(
-        claimed[0].target.as_ref().unwrap().previous_secret,
+        claimed[0].target.as_ref().unwrap().previous_secret(),
         None,
         "grace over"
     );

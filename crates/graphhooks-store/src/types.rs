@@ -6,6 +6,7 @@ use std::sync::Arc;
 use graphhooks_core::catalog::ObjectType;
 use graphhooks_core::fanout::{FanoutFacts, PlannedDelivery};
 use graphhooks_core::model::{AppMode, Attempt, Change, DeliveryState, Subscription};
+use graphhooks_core::signature::SigningKey;
 
 /// Decides the deliveries of a fan-out round from its changes and facts.
 pub type Planner = Arc<dyn Fn(&[Change], &FanoutFacts) -> Vec<PlannedDelivery> + Send + Sync>;
@@ -70,8 +71,9 @@ pub struct LaneClaim {
     pub limit: usize,
 }
 
-/// Where and how a claimed delivery is sent, as of the claim. `Debug` leaves the secrets out.
-#[derive(Clone, PartialEq, Eq)]
+/// Where and how a claimed delivery is sent, as of the claim. The secrets are kept with their
+/// signing keys prepared (see [`SigningKey`]); `Debug` leaves both out.
+#[derive(Clone)]
 pub struct DeliveryTarget {
     /// The subscription's callback URL now.
     pub callback_url: String,
@@ -79,11 +81,65 @@ pub struct DeliveryTarget {
     pub include_client_certificate: bool,
     /// Add Standard Webhooks headers.
     pub standard_webhooks: bool,
-    /// The app's current secret.
-    pub secret: String,
-    /// The previous secret while its grace period lasts.
-    pub previous_secret: Option<String>,
+    secret: String,
+    previous_secret: Option<String>,
+    signing_key: SigningKey,
+    previous_signing_key: Option<SigningKey>,
 }
+
+impl DeliveryTarget {
+    /// A target; `previous_secret` is the app's previous secret while its grace period lasts.
+    pub fn new(
+        callback_url: String,
+        include_client_certificate: bool,
+        standard_webhooks: bool,
+        secret: String,
+        previous_secret: Option<String>,
+    ) -> DeliveryTarget {
+        DeliveryTarget {
+            callback_url,
+            include_client_certificate,
+            standard_webhooks,
+            signing_key: SigningKey::new(&secret),
+            previous_signing_key: previous_secret.as_deref().map(SigningKey::new),
+            secret,
+            previous_secret,
+        }
+    }
+
+    /// The app's current secret.
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+
+    /// The previous secret while its grace period lasts.
+    pub fn previous_secret(&self) -> Option<&str> {
+        self.previous_secret.as_deref()
+    }
+
+    /// The current secret, ready to sign.
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.signing_key
+    }
+
+    /// The previous secret, ready to sign, while its grace period lasts.
+    pub fn previous_signing_key(&self) -> Option<&SigningKey> {
+        self.previous_signing_key.as_ref()
+    }
+}
+
+/// Targets are equal when their settings and secrets are; the keys follow from the secrets.
+impl PartialEq for DeliveryTarget {
+    fn eq(&self, other: &DeliveryTarget) -> bool {
+        self.callback_url == other.callback_url
+            && self.include_client_certificate == other.include_client_certificate
+            && self.standard_webhooks == other.standard_webhooks
+            && self.secret == other.secret
+            && self.previous_secret == other.previous_secret
+    }
+}
+
+impl Eq for DeliveryTarget {}
 
 impl std::fmt::Debug for DeliveryTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

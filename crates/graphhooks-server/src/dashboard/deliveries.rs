@@ -250,15 +250,15 @@ fn reconstructed_headers(
         .iter()
         .find(|s| s.object_type == d.object_type);
     let now = now_ms();
-    let target = DeliveryTarget {
-        callback_url: subscription
+    let target = DeliveryTarget::new(
+        subscription
             .map(|s| s.callback_url.clone())
             .unwrap_or_default(),
-        include_client_certificate: subscription.is_some_and(|s| s.include_client_certificate),
-        standard_webhooks: subscription.is_some_and(|s| s.standard_webhooks),
-        secret: app.secret.expose().to_owned(),
-        previous_secret: app.previous_secret_at(now).map(|s| s.expose().to_owned()),
-    };
+        subscription.is_some_and(|s| s.include_client_certificate),
+        subscription.is_some_and(|s| s.standard_webhooks),
+        app.secret.expose().to_owned(),
+        app.previous_secret_at(now).map(|s| s.expose().to_owned()),
+    );
     let attempt = d.attempts.last().map_or(1, |a| a.number);
     let headers = notification_headers(&target, d.id, attempt, d.body.as_bytes(), now);
     let list = headers

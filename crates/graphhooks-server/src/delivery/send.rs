@@ -3,7 +3,6 @@
 use bytes::Bytes;
 use graphhooks_core::model::Attempt;
 use graphhooks_core::retry::{NextAttempt, RetryPolicy};
-use graphhooks_core::signature;
 use graphhooks_store::{AttemptOutcome, ClaimedDelivery, DeliveryTarget, NextStep};
 use http::header::{CONTENT_TYPE, USER_AGENT};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
@@ -21,7 +20,18 @@ fn header(value: String) -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// The headers of a notification attempt (SPEC §2.2, §2.4a).
+const X_HUB_SIGNATURE_256: HeaderName = HeaderName::from_static("x-hub-signature-256");
+const X_HUB_SIGNATURE: HeaderName = HeaderName::from_static("x-hub-signature");
+const X_HUB_SIGNATURE_256_PREVIOUS: HeaderName =
+    HeaderName::from_static("x-hub-signature-256-previous");
+const X_GRAPHHOOKS_DELIVERY: HeaderName = HeaderName::from_static("x-graphhooks-delivery");
+const X_GRAPHHOOKS_ATTEMPT: HeaderName = HeaderName::from_static("x-graphhooks-attempt");
+const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
+const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
+
+/// The headers of a notification attempt (SPEC §2.2, §2.4a). The names are constants: called
+/// at run time, `HeaderName::from_static` checks its string on every call.
 pub fn notification_headers(
     target: &DeliveryTarget,
     delivery_id: i64,
@@ -29,43 +39,27 @@ pub fn notification_headers(
     body: &[u8],
     now_ms: i64,
 ) -> HeaderMap {
+    let key = target.signing_key();
     let mut headers = HeaderMap::with_capacity(10);
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
-    headers.insert(
-        HeaderName::from_static("x-hub-signature-256"),
-        header(signature::hub_signature_256(&target.secret, body)),
-    );
-    headers.insert(
-        HeaderName::from_static("x-hub-signature"),
-        header(signature::hub_signature_1(&target.secret, body)),
-    );
-    if let Some(previous) = &target.previous_secret {
+    headers.insert(X_HUB_SIGNATURE_256, header(key.hub_signature_256(body)));
+    headers.insert(X_HUB_SIGNATURE, header(key.hub_signature_1(body)));
+    if let Some(previous) = target.previous_signing_key() {
         headers.insert(
-            HeaderName::from_static("x-hub-signature-256-previous"),
-            header(signature::hub_signature_256(previous, body)),
+            X_HUB_SIGNATURE_256_PREVIOUS,
+            header(previous.hub_signature_256(body)),
         );
     }
     let id = HeaderValue::from(delivery_id);
-    headers.insert(HeaderName::from_static("x-graphhooks-delivery"), id.clone());
-    headers.insert(
-        HeaderName::from_static("x-graphhooks-attempt"),
-        HeaderValue::from(attempt),
-    );
+    headers.insert(X_GRAPHHOOKS_DELIVERY, id.clone());
+    headers.insert(X_GRAPHHOOKS_ATTEMPT, HeaderValue::from(attempt));
     if target.standard_webhooks {
         let timestamp = now_ms / 1000;
-        let signed = signature::standard_webhooks_signature(
-            &target.secret,
-            &delivery_id.to_string(),
-            timestamp,
-            body,
-        );
-        headers.insert(HeaderName::from_static("webhook-id"), id);
-        headers.insert(
-            HeaderName::from_static("webhook-timestamp"),
-            HeaderValue::from(timestamp),
-        );
-        headers.insert(HeaderName::from_static("webhook-signature"), header(signed));
+        let signed = key.standard_webhooks_signature(&delivery_id.to_string(), timestamp, body);
+        headers.insert(WEBHOOK_ID, id);
+        headers.insert(WEBHOOK_TIMESTAMP, HeaderValue::from(timestamp));
+        headers.insert(WEBHOOK_SIGNATURE, header(signed));
     }
     headers
 }
