@@ -17,9 +17,40 @@ use crate::claims::{Added, Claims, SharedClaims};
 use crate::error::SqlResultExt;
 use crate::rows::corrupt;
 
-/// Stores a delivery due at `now_ms`.
-pub(crate) fn insert(
-    c: &Connection,
+/// Stores deliveries through one prepared statement. Fan-out stores thousands per round, and
+/// taking the statement from the connection's cache for each one hashed its SQL text twice
+/// (SipHash, once to find it and once to put it back): 1.6% of an unbatched change's
+/// instructions with the cache's other users.
+pub(crate) struct Inserter<'c> {
+    statement: rusqlite::CachedStatement<'c>,
+}
+
+impl<'c> Inserter<'c> {
+    pub(crate) fn new(c: &'c Connection) -> Result<Inserter<'c>, StoreError> {
+        let statement = c
+            .prepare_cached(
+                "INSERT INTO deliveries (app_id, object_type, state, created_time, body, change_ids, first_change_id,
+                                         last_change_id, object_ids, test, due_ms, lane_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )
+            .store()?;
+        Ok(Inserter { statement })
+    }
+
+    /// Stores a delivery due at `now_ms`; returns its id.
+    pub(crate) fn insert(
+        &mut self,
+        claims: &SharedClaims,
+        planned: &PlannedDelivery,
+        test: bool,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        insert(&mut self.statement, claims, planned, test, now_ms)
+    }
+}
+
+fn insert(
+    statement: &mut rusqlite::Statement<'_>,
     claims: &SharedClaims,
     planned: &PlannedDelivery,
     test: bool,
@@ -34,15 +65,8 @@ pub(crate) fn insert(
         let _ = write!(change_ids, "{id}");
     }
     let object_ids = serde_json::to_string(&notification.object_ids).map_err(StoreError::other)?;
-    let mut statement = c
-        .prepare_cached(
-            "INSERT INTO deliveries (app_id, object_type, state, created_time, body, change_ids, first_change_id,
-                                     last_change_id, object_ids, test, due_ms, lane_key)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        )
-        .store()?;
-    statement
-        .execute(params![
+    let id = statement
+        .insert(params![
             planned.app_id,
             planned.object_type,
             planned.state.as_str(),
@@ -57,7 +81,6 @@ pub(crate) fn insert(
             crate::lane_key::lane_key(&planned.app_id, &planned.object_type),
         ])
         .store()?;
-    let id = c.last_insert_rowid();
     claims
         .lock()
         .stored(&planned.app_id, &planned.object_type, (now_ms, id));
@@ -343,7 +366,7 @@ pub(crate) fn attach_targets(
                 .query_row(
                     params![delivery.key.app_id, delivery.key.object_type, now_ms],
                     |r| {
-Ok(DeliveryTarget::new(
+                        Ok(DeliveryTarget::new(
                             r.get(0)?,
                             r.get(1)?,
                             r.get(2)?,

@@ -83,9 +83,10 @@ pub(crate) fn run(
     };
     let node: Option<Arc<str>> = claim.as_ref().map(|into| into.node.into());
     let mut claimed = Vec::new();
+    let mut inserter = deliveries::Inserter::new(c)?;
     for delivery in planned {
         let taken = handover.take(&delivery);
-        let id = deliveries::insert(c, claims, &delivery, false, now_ms)?;
+        let id = inserter.insert(claims, &delivery, false, now_ms)?;
         if let (true, Some(into), Some(node)) = (taken, &claim, &node) {
             let key = SubscriptionKey {
                 app_id: delivery.app_id,
@@ -422,9 +423,10 @@ pub(crate) fn replay(
             subscribers.retain(|s| s.subscription.app_id == app_id);
         }
         let planned = planner(&page, &facts);
+        let mut inserter = deliveries::Inserter::new(c)?;
         for delivery in &planned {
             report.changes += delivery.notification.change_ids.len();
-            deliveries::insert(c, claims, delivery, false, now_ms)?;
+            inserter.insert(claims, delivery, false, now_ms)?;
         }
         ensure_lanes(c, &planned)?;
         report.deliveries += planned.len();

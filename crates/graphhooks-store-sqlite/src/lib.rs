@@ -451,7 +451,12 @@ impl Store for SqliteStore {
         let claims = self.claims.clone();
         self.writer
             .write(move |c| {
-                let id = deliveries::insert(c, &claims, &delivery.planned, delivery.test, now_ms)?;
+                let id = deliveries::Inserter::new(c)?.insert(
+                    &claims,
+                    &delivery.planned,
+                    delivery.test,
+                    now_ms,
+                )?;
                 deliveries::ensure_lane(
                     c,
                     &delivery.planned.app_id,
