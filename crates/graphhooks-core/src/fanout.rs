@@ -2,7 +2,9 @@
 //! and roles, the notifications to create, batched per (app, object type) in change order.
 //! Stores gather the facts and persist the plan in one transaction; the deciding happens here.
 
-use std::collections::{HashMap, HashSet};
+// FxHash rather than SipHash: a round looks up every change's type, subscribers and grants,
+// and the keys come from the operator and the store, not from untrusted clients.
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::catalog::ObjectType;
 use crate::eligibility::{self, AppFacts, ChangeFacts};
@@ -120,8 +122,9 @@ pub fn plan(
     limits: BatchLimits,
 ) -> Vec<PlannedDelivery> {
     // (app, type) → builder, in the order each pair first appears so that output is stable.
-    let mut order: Vec<(String, String, DeliveryState)> = Vec::new();
-    let mut builders: HashMap<(String, String), NotificationBuilder> = HashMap::new();
+    // Keyed by borrowed names: an owned key cost two allocations per change and subscriber.
+    let mut order: Vec<(&str, &str, DeliveryState)> = Vec::new();
+    let mut builders: HashMap<(&str, &str), NotificationBuilder> = HashMap::default();
     for change in changes {
         let c = &change.change;
         let Some(object_type) = facts.types.get(&c.object_type) else {
@@ -135,11 +138,11 @@ pub fn plan(
                 continue;
             }
             let subscription = &subscriber.subscription;
-            let key = (subscription.app_id.clone(), c.object_type.clone());
+            let key = (subscription.app_id.as_str(), c.object_type.as_str());
             let builder = builders.entry(key).or_insert_with(|| {
                 order.push((
-                    subscription.app_id.clone(),
-                    c.object_type.clone(),
+                    subscription.app_id.as_str(),
+                    c.object_type.as_str(),
                     match subscription.status {
                         SubscriptionStatus::Active => DeliveryState::Pending,
                         SubscriptionStatus::Paused => DeliveryState::Paused,
@@ -157,13 +160,13 @@ pub fn plan(
     }
     let mut planned = Vec::new();
     for (app_id, object_type, state) in order {
-        let Some(builder) = builders.remove(&(app_id.clone(), object_type.clone())) else {
+        let Some(builder) = builders.remove(&(app_id, object_type)) else {
             continue;
         };
         for notification in builder.finish() {
             planned.push(PlannedDelivery {
-                app_id: app_id.clone(),
-                object_type: object_type.clone(),
+                app_id: app_id.to_owned(),
+                object_type: object_type.to_owned(),
                 state,
                 notification,
             });

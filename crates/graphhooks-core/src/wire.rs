@@ -5,7 +5,6 @@
 //! graphhooks must produce exactly this form and sign exactly the bytes it sends. Change values
 //! are escaped once at ingest ([`to_meta_json`]) and copied into bodies verbatim afterwards.
 
-use std::collections::HashMap;
 use std::io;
 
 use serde::Serialize;
@@ -193,7 +192,8 @@ pub struct NotificationBuilder {
     time: i64,
     limits: BatchLimits,
     entries: Vec<EntryBuffer>,
-    by_object: HashMap<String, usize>,
+    /// Entry index by object id (FxHash: looked up for every change).
+    by_object: rustc_hash::FxHashMap<String, usize>,
     change_ids: Vec<i64>,
     bytes: usize,
     done: Vec<BuiltNotification>,
@@ -219,7 +219,7 @@ impl NotificationBuilder {
                 max_bytes: limits.max_bytes,
             },
             entries: Vec::new(),
-            by_object: HashMap::new(),
+            by_object: rustc_hash::FxHashMap::default(),
             change_ids: Vec::new(),
             done: Vec::new(),
         }

@@ -4,6 +4,8 @@
 //! new cursor in the same transaction.
 
 use std::collections::{BTreeSet, HashMap};
+
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 use graphhooks_core::catalog::GrantMode;
@@ -130,7 +132,7 @@ pub(crate) fn run(
 struct Handover {
     /// Room left per lane that may take deliveries, by app id, then object type (so that a
     /// delivery's lane is found by borrowed keys).
-    room: HashMap<String, HashMap<String, usize>>,
+    room: FxHashMap<String, FxHashMap<String, usize>>,
     /// Room left in all.
     total: usize,
 }
@@ -153,7 +155,7 @@ impl Handover {
             .filter(|d| d.state == DeliveryState::Pending)
             .map(|d| (d.app_id.as_str(), d.object_type.as_str()))
             .collect();
-        let mut room: HashMap<String, HashMap<String, usize>> = HashMap::new();
+        let mut room: FxHashMap<String, FxHashMap<String, usize>> = FxHashMap::default();
         for lane in lanes {
             let limit = limits.get(&lane).copied().unwrap_or(request.other_limit);
             if limit == 0 {
