@@ -26,17 +26,24 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use graphhooks_store::SubscriptionKey;
 use rustc_hash::{FxHashMap, FxHashSet};
 
-/// Who holds one claim.
+/// Who holds one claim. The lane's key is shared by its claims: a claim is made for every
+/// delivery sent, and copying the key's two strings for each showed in profiles.
 struct Claim {
     node: Arc<str>,
-    key: SubscriptionKey,
+    key: Arc<SubscriptionKey>,
+}
+
+/// The claims held in one lane, and the key they share.
+struct LaneClaims {
+    key: Arc<SubscriptionKey>,
+    ids: FxHashSet<i64>,
 }
 
 /// Every claim held, by delivery id and by lane, and the lanes' cursors.
 #[derive(Default)]
 pub(crate) struct Claims {
     by_id: FxHashMap<i64, Claim>,
-    by_lane: FxHashMap<SubscriptionKey, FxHashSet<i64>>,
+    by_lane: FxHashMap<SubscriptionKey, LaneClaims>,
     cursors: FxHashMap<SubscriptionKey, (i64, i64)>,
     /// At least the latest due time of any cursor: a row stored due later is after them all.
     cursor_due_max: i64,
@@ -97,14 +104,26 @@ impl Claims {
     }
 
     fn put(&mut self, id: i64, node: &Arc<str>, key: &SubscriptionKey) {
+        if !self.by_lane.contains_key(key) {
+            self.by_lane.insert(
+                key.clone(),
+                LaneClaims {
+                    key: Arc::new(key.clone()),
+                    ids: FxHashSet::default(),
+                },
+            );
+        }
+        let Some(lane) = self.by_lane.get_mut(key) else {
+            return;
+        };
+        lane.ids.insert(id);
         self.by_id.insert(
             id,
             Claim {
                 node: node.clone(),
-                key: key.clone(),
+                key: lane.key.clone(),
             },
         );
-        self.by_lane.entry(key.clone()).or_default().insert(id);
     }
 
     /// Releases `id`, unsent: it is unclaimed work again, before its lane's cursor. False if
@@ -112,7 +131,7 @@ impl Claims {
     pub(crate) fn remove(&mut self, id: i64) -> bool {
         match self.forget(id) {
             Some(key) => {
-                self.cursors.remove(&key);
+                self.cursors.remove(&*key);
                 true
             }
             None => false,
@@ -123,7 +142,7 @@ impl Claims {
     /// lane under that id is another row's). A retry is due again later, and possibly before its
     /// lane's cursor.
     pub(crate) fn settle(&mut self, id: i64, key: &SubscriptionKey, retry: bool) {
-        if self.by_id.get(&id).is_some_and(|claim| &claim.key == key) {
+        if self.by_id.get(&id).is_some_and(|claim| *claim.key == *key) {
             self.forget(id);
             if retry {
                 self.cursors.remove(key);
@@ -131,12 +150,12 @@ impl Claims {
         }
     }
 
-    fn forget(&mut self, id: i64) -> Option<SubscriptionKey> {
+    fn forget(&mut self, id: i64) -> Option<Arc<SubscriptionKey>> {
         let claim = self.by_id.remove(&id)?;
-        if let Some(ids) = self.by_lane.get_mut(&claim.key) {
-            ids.remove(&id);
-            if ids.is_empty() {
-                self.by_lane.remove(&claim.key);
+        if let Some(lane) = self.by_lane.get_mut(&*claim.key) {
+            lane.ids.remove(&id);
+            if lane.ids.is_empty() {
+                self.by_lane.remove(&*claim.key);
             }
         }
         Some(claim.key)
@@ -155,7 +174,12 @@ impl Claims {
     /// Records the position of the last row a claim took in a lane.
     pub(crate) fn advance(&mut self, key: &SubscriptionKey, position: (i64, i64)) {
         self.cursor_due_max = self.cursor_due_max.max(position.0);
-        self.cursors.insert(key.clone(), position);
+        match self.cursors.get_mut(key) {
+            Some(cursor) => *cursor = position,
+            None => {
+                self.cursors.insert(key.clone(), position);
+            }
+        }
     }
 
     /// Notes a pending row stored at `position` in the lane (`app_id`, `object_type`): one
@@ -189,7 +213,8 @@ impl Claims {
     /// The claimed ids of a lane as a JSON array, for `id NOT IN (SELECT value FROM json_each(?))`.
     pub(crate) fn lane_json(&self, key: &SubscriptionKey) -> String {
         let mut json = String::from("[");
-        for (index, id) in self.by_lane.get(key).into_iter().flatten().enumerate() {
+        let ids = self.by_lane.get(key).map(|lane| &lane.ids);
+        for (index, id) in ids.into_iter().flatten().enumerate() {
             if index > 0 {
                 json.push(',');
             }

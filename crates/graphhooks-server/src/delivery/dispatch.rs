@@ -193,15 +193,31 @@ impl Dispatcher {
     /// may start; returns how many there were.
     fn queue_claimed(&mut self, claimed: Vec<ClaimedDelivery>) -> usize {
         let count = claimed.len();
-        let mut touched = HashSet::default();
+        // Keys are copied once per lane, not once per delivery.
+        let mut touched: HashSet<SubscriptionKey> = HashSet::default();
         for delivery in claimed {
-            self.emptied.remove(&delivery.key);
-            touched.insert(delivery.key.clone());
+            if !touched.contains(&delivery.key) {
+                self.emptied.remove(&delivery.key);
+                touched.insert(delivery.key.clone());
+            }
             self.held += 1;
             self.held_bytes += delivery.body.len();
-            let lane = self.lanes.entry(delivery.key.clone()).or_default();
-            lane.queued_bytes += delivery.body.len();
-            lane.queue.push_back(delivery);
+            let bytes = delivery.body.len();
+            match self.lanes.get_mut(&delivery.key) {
+                Some(lane) => {
+                    lane.queued_bytes += bytes;
+                    lane.queue.push_back(delivery);
+                }
+                None => {
+                    let key = delivery.key.clone();
+                    let mut lane = Lane {
+                        queued_bytes: bytes,
+                        ..Lane::default()
+                    };
+                    lane.queue.push_back(delivery);
+                    self.lanes.insert(key, lane);
+                }
+            }
         }
         for key in touched {
             self.start_ready(&key);
