@@ -256,7 +256,7 @@ async fn run(cli: Cli) -> anyhow::Result<Report> {
         keep_logs: cli.keep_logs.clone(),
         ceiling: ceiling.clone(),
         latency_p99_ms: None,
-        _ca: ca,
+        ca,
     };
     let mut results: Vec<ScenarioResult> = Vec::new();
     for name in selected {

@@ -77,6 +77,11 @@ pub(crate) struct ScenarioResult {
     /// The two rates above as fractions of the bare ceiling.
     pub(crate) delivered_vs_ceiling: Option<f64>,
     pub(crate) posts_vs_ceiling: Option<f64>,
+    /// Throughput scenarios: the bare ceiling measured again right after this scenario (its
+    /// server stopped), and the delivered rate as a fraction of it. A host whose speed changes
+    /// within a run shows here (see [`ScenarioResult::delivered_vs_higher_ceiling`]).
+    pub(crate) ceiling_after: Option<Ceiling>,
+    pub(crate) delivered_vs_ceiling_after: Option<f64>,
     /// 202 → arrival (fan-out: 202 → the last of the change's arrivals).
     pub(crate) latency: Option<Latency>,
     pub(crate) latency_definition: String,
@@ -102,6 +107,19 @@ pub(crate) struct ScenarioResult {
     /// Scenario-specific figures.
     pub(crate) extra: BTreeMap<String, Value>,
     pub(crate) notes: Vec<String>,
+}
+
+impl ScenarioResult {
+    /// The delivered rate as a fraction of the higher of the two ceilings (the one measured
+    /// before the scenarios and the one right after this scenario), or of the one measured.
+    /// On a host whose speed changes between the two, this is the conservative reading: the
+    /// ratio is never taken against a ceiling measured while the host was slow.
+    pub(crate) fn delivered_vs_higher_ceiling(&self) -> Option<f64> {
+        match (self.delivered_vs_ceiling, self.delivered_vs_ceiling_after) {
+            (Some(before), Some(after)) => Some(before.min(after)),
+            (one, other) => one.or(other),
+        }
+    }
 }
 
 /// The whole run.
@@ -211,6 +229,14 @@ impl Report {
             (
                 "  vs bare ceiling",
                 Box::new(|r| percent(r.delivered_vs_ceiling)),
+            ),
+            (
+                "bare ceiling right after",
+                Box::new(|r| rate(r.ceiling_after.as_ref().map(|c| c.posts_per_s))),
+            ),
+            (
+                "  delivered vs it",
+                Box::new(|r| percent(r.delivered_vs_ceiling_after)),
             ),
             ("POSTs received/s", Box::new(|r| rate(r.posts_per_s))),
             (
@@ -356,9 +382,9 @@ impl Report {
         if let Some(r) = find("unbatched")
             && let Some(rate) = r.delivered_per_s
         {
-            let ratio = r.delivered_vs_ceiling.unwrap_or(0.0);
+            let ratio = r.delivered_vs_higher_ceiling().unwrap_or(0.0);
             bars.push(Bar {
-                bar: "unbatched >= 50% of the bare ceiling and >= 10,000 changes/s".into(),
+                bar: "unbatched >= 50% of the bare ceiling (the higher of the one before the scenarios and the one right after this one) and >= 10,000 changes/s".into(),
                 measured: format!("{rate:.0} changes/s, {:.0}% of the ceiling", ratio * 100.0),
                 met: ratio >= 0.5 && rate >= 10_000.0,
             });

@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio_rustls::TlsAcceptor;
 
 use crate::api::{Api, App, ChangeSpec, changes_body, for_each_concurrently};
-use crate::ceiling::Ceiling;
+use crate::ceiling::{self, Ceiling};
 use crate::receiver::{Keying, Receiver};
 use crate::report::{Latency, ScenarioResult};
 use crate::server::{DatabaseKind, FreshDatabase, ServeProcess};
@@ -74,7 +74,7 @@ pub(crate) struct Bench {
     pub(crate) ceiling: Option<Ceiling>,
     /// The latency scenario's p99, for isolation's comparison.
     pub(crate) latency_p99_ms: Option<f64>,
-    pub(crate) _ca: Arc<TestCa>,
+    pub(crate) ca: Arc<TestCa>,
 }
 
 /// One scenario's server, receiver and database.
@@ -620,7 +620,41 @@ impl Bench {
             .await?;
         let outcome = self.throughput_in(&mut run, name, batch_max, total).await;
         run.finish().await;
-        outcome
+        let mut result = outcome?;
+        if let Some(after) = self.ceiling_again(name).await? {
+            result.delivered_vs_ceiling_after = result
+                .delivered_per_s
+                .map(|rate| rate / after.posts_per_s.max(1e-9));
+            result.ceiling_after = Some(after);
+        }
+        Ok(result)
+    }
+
+    /// The bare ceiling measured again as the first one was (when it was), right after a
+    /// throughput scenario: this host's speed can change within a run, and a ratio is only
+    /// meaningful against a ceiling of the same moment.
+    async fn ceiling_again(&self, name: &str) -> anyhow::Result<Option<Ceiling>> {
+        let Some(first) = &self.ceiling else {
+            return Ok(None);
+        };
+        eprintln!(
+            "graphhooks-bench: {name}: measuring the bare ceiling again for {:.1} s",
+            first.seconds
+        );
+        let receiver =
+            Receiver::start(self.acceptor.clone(), self.epoch, Keying::ByChange, 1, 1).await?;
+        let after = ceiling::measure(
+            &self.ca,
+            &receiver,
+            first.concurrency,
+            Duration::from_secs_f64(first.seconds),
+        )
+        .await?;
+        eprintln!(
+            "graphhooks-bench: {name}: bare ceiling right after: {:.0} POSTs/s",
+            after.posts_per_s
+        );
+        Ok(Some(after))
     }
 
     async fn throughput_in(
