@@ -444,6 +444,54 @@ mod tests {
         assert!(Latency::of(Vec::new()).is_none());
     }
 
+    fn report(unbatched: ScenarioResult) -> Report {
+        Report {
+            bench_version: String::new(),
+            server_version: String::new(),
+            database: "sqlite".into(),
+            cores: 2,
+            memory_mib: 0,
+            cpu_model: String::new(),
+            quick: false,
+            ceiling: None,
+            scenarios: vec![unbatched],
+            bars: Vec::new(),
+            wall_s: 0.0,
+            missing_total: 0,
+        }
+    }
+
+    /// The unbatched bar takes the lower of the two ratios (the higher ceiling), so a ceiling
+    /// measured while the host was slow cannot pass it; with one ceiling, that one counts.
+    #[test]
+    fn the_unbatched_bar_uses_the_higher_ceiling() {
+        let unbatched = |before: Option<f64>, after: Option<f64>| ScenarioResult {
+            name: "unbatched".into(),
+            delivered_per_s: Some(50_000.0),
+            delivered_vs_ceiling: before,
+            delivered_vs_ceiling_after: after,
+            ..ScenarioResult::default()
+        };
+        for (before, after, ratio, met) in [
+            (Some(0.75), Some(0.45), 0.45, false),
+            (Some(0.45), Some(0.75), 0.45, false),
+            (Some(0.52), Some(0.55), 0.52, true),
+            (Some(0.55), None, 0.55, true),
+            (None, Some(0.48), 0.48, false),
+        ] {
+            let result = unbatched(before, after);
+            assert_eq!(result.delivered_vs_higher_ceiling(), Some(ratio));
+            let mut report = report(result);
+            report.compute_bars();
+            let bar = report
+                .bars
+                .iter()
+                .find(|b| b.bar.starts_with("unbatched"))
+                .expect("the unbatched bar");
+            assert_eq!(bar.met, met, "{before:?} / {after:?}: {}", bar.measured);
+        }
+    }
+
     #[test]
     fn thousands_are_grouped() {
         assert_eq!(group_thousands(1_234_567), "1,234,567");
