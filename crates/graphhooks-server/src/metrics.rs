@@ -1,7 +1,8 @@
 //! Prometheus metrics: the process-wide recorder (installed once, however many servers a test
-//! process starts) and the `/metrics` handler.
+//! process starts), its upkeep, and the `/metrics` handler.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
@@ -10,7 +11,16 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
-/// Installs the recorder if no one has; returns the handle to render from.
+/// How often histogram samples are folded into their buckets. A histogram keeps every sample
+/// recorded since it was last drained, and `install_recorder` (unlike the exporter's own
+/// listener) leaves draining to its caller: without this, a server nobody scrapes would keep
+/// 8 bytes for every attempt it ever made.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Name of the thread that runs the upkeep.
+const UPKEEP_THREAD: &str = "metrics-upkeep";
+
+/// Installs the recorder and starts its upkeep if no one has; returns the handle to render from.
 pub fn install() -> Option<&'static PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
@@ -21,7 +31,23 @@ pub fn install() -> Option<&'static PrometheusHandle> {
                 )
                 .ok()?;
             match builder.install_recorder() {
-                Ok(handle) => Some(handle),
+                Ok(handle) => {
+                    // A thread, not a task: the recorder outlives any one runtime (tests start
+                    // many servers in one process).
+                    let upkeep = handle.clone();
+                    let started = std::thread::Builder::new()
+                        .name(UPKEEP_THREAD.into())
+                        .spawn(move || {
+                            loop {
+                                std::thread::sleep(UPKEEP_EVERY);
+                                upkeep.run_upkeep();
+                            }
+                        });
+                    if let Err(error) = started {
+                        tracing::warn!(%error, "Could not start the metrics upkeep thread; histogram samples are kept until /metrics is scraped");
+                    }
+                    Some(handle)
+                }
                 Err(error) => {
                     tracing::warn!(%error, "Could not install the metrics recorder; /metrics will be empty");
                     None
@@ -58,5 +84,27 @@ pub async fn render(
         )
             .into_response(),
         None => (StatusCode::SERVICE_UNAVAILABLE, "metrics are not available").into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Installing the recorder starts the thread that drains histogram samples, once however
+    /// often it is called.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_recorder_comes_with_its_upkeep_thread() {
+        let upkeep_threads = || {
+            std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .filter_map(|task| std::fs::read_to_string(task.unwrap().path().join("comm")).ok())
+                .filter(|name| name.trim() == UPKEEP_THREAD)
+                .count()
+        };
+        assert!(install().is_some());
+        assert!(install().is_some());
+        assert_eq!(upkeep_threads(), 1);
     }
 }
