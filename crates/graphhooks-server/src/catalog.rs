@@ -2,15 +2,15 @@
 //! without a store read per request. It is reloaded after this node changes it and, because
 //! other nodes may change it too, once more before an unknown type or field is refused.
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use graphhooks_core::CoreError;
 use graphhooks_core::catalog::ObjectType;
 use graphhooks_store::{Store, StoreError};
 
-/// The catalog by type name.
-pub type CatalogMap = HashMap<String, ObjectType>;
+/// The catalog by type name (FxHash: every accepted change looks its type up; the names come
+/// from the operator's catalog).
+pub type CatalogMap = rustc_hash::FxHashMap<String, ObjectType>;
 
 /// A cached catalog.
 pub struct CatalogCache {
@@ -21,7 +21,7 @@ impl CatalogCache {
     /// Loads the catalog from the store.
     pub async fn load(store: &dyn Store) -> Result<CatalogCache, StoreError> {
         let cache = CatalogCache {
-            current: RwLock::new(Arc::new(CatalogMap::new())),
+            current: RwLock::new(Arc::new(CatalogMap::default())),
         };
         cache.reload(store).await?;
         Ok(cache)

@@ -43,12 +43,21 @@ pub struct ChangesIn {
     pub changes: Vec<ChangeIn>,
 }
 
-/// Validates every change; the error carries the index of the first bad one.
+/// What validating a change computes: its value in the stored (Meta-escaped) form, and its time.
+#[derive(Debug)]
+pub struct Checked {
+    value: String,
+    time: i64,
+}
+
+/// Validates every change; the error carries the index of the first bad one. It borrows the
+/// changes (the catalog check may run it twice); [`into_new_changes`] then moves them into
+/// their stored form without copying their strings.
 pub fn validate(
     catalog: &CatalogMap,
     changes: &[ChangeIn],
     now_s: i64,
-) -> Result<Vec<NewChange>, (usize, CoreError)> {
+) -> Result<Vec<Checked>, (usize, CoreError)> {
     changes
         .iter()
         .enumerate()
@@ -56,11 +65,24 @@ pub fn validate(
         .collect()
 }
 
-fn validate_one(
-    catalog: &CatalogMap,
-    change: &ChangeIn,
-    now_s: i64,
-) -> Result<NewChange, CoreError> {
+/// The stored form of changes that passed [`validate`] (`checked` holds one entry per change,
+/// in order).
+pub fn into_new_changes(changes: Vec<ChangeIn>, checked: Vec<Checked>) -> Vec<NewChange> {
+    changes
+        .into_iter()
+        .zip(checked)
+        .map(|(change, Checked { value, time })| NewChange {
+            object_type: change.object,
+            object_id: change.id,
+            field: change.field,
+            value,
+            actor: change.actor,
+            time,
+        })
+        .collect()
+}
+
+fn validate_one(catalog: &CatalogMap, change: &ChangeIn, now_s: i64) -> Result<Checked, CoreError> {
     let object_type = object_type(catalog, &change.object)?;
     object_type.field(&change.field)?;
     validate_object_id("object id", &change.id)?;
@@ -84,14 +106,7 @@ fn validate_one(
             value.len()
         )));
     }
-    Ok(NewChange {
-        object_type: change.object.clone(),
-        object_id: change.id.clone(),
-        field: change.field.clone(),
-        value,
-        actor: change.actor.clone(),
-        time,
-    })
+    Ok(Checked { value, time })
 }
 
 #[cfg(test)]
@@ -129,9 +144,17 @@ mod tests {
 
     #[test]
     fn values_are_stored_escaped_and_time_defaults_to_now() {
-        let stored = validate(&catalog(), &[change("user", "email")], 5).unwrap();
+        let changes = vec![change("user", "email"), change("user", "name")];
+        let checked = validate(&catalog(), &changes, 5).unwrap();
+        let stored = into_new_changes(changes, checked);
+        assert_eq!(stored.len(), 2);
         assert_eq!(stored[0].value, r#"{"text":"caf\u00e9\/"}"#);
         assert_eq!(stored[0].time, 5);
+        assert_eq!(
+            (stored[1].object_type.as_str(), stored[1].object_id.as_str()),
+            ("user", "1")
+        );
+        assert_eq!(stored[1].field, "name");
     }
 
     #[test]

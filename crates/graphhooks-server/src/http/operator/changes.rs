@@ -13,7 +13,7 @@ use crate::clock::now_s;
 use crate::http::auth::Admin;
 use crate::http::body::{ADMIN_BODY_LIMIT, parse_json, read_limited};
 use crate::http::error::AdminError;
-use crate::ingest::{ChangesIn, MAX_CHANGES_PER_CALL, validate};
+use crate::ingest::{ChangesIn, MAX_CHANGES_PER_CALL, into_new_changes, validate};
 use crate::state::SharedState;
 
 /// `POST /admin/changes` → 202 `{"accepted":n,"ids":[...]}` once the changes are durable.
@@ -31,7 +31,7 @@ pub(crate) async fn accept(
         )));
     }
     let now = now_s();
-    let changes = state
+    let checked = state
         .catalog
         .check(&*state.store, |catalog| {
             validate(catalog, &input.changes, now)
@@ -43,6 +43,7 @@ pub(crate) async fn accept(
             error.index = Some(index);
             error
         })?;
+    let changes = into_new_changes(input.changes, checked);
     let count = changes.len();
     let ids = if count == 0 {
         Vec::new()
