@@ -35,16 +35,24 @@ pub fn install() -> Option<&'static PrometheusHandle> {
                     // A thread, not a task: the recorder outlives any one runtime (tests start
                     // many servers in one process).
                     let upkeep = handle.clone();
-                    let started = std::thread::Builder::new()
+                    let (running, started) = std::sync::mpsc::channel();
+                    let spawned = std::thread::Builder::new()
                         .name(UPKEEP_THREAD.into())
                         .spawn(move || {
+                            let _ = running.send(());
                             loop {
                                 std::thread::sleep(UPKEEP_EVERY);
                                 upkeep.run_upkeep();
                             }
                         });
-                    if let Err(error) = started {
-                        tracing::warn!(%error, "Could not start the metrics upkeep thread; histogram samples are kept until /metrics is scraped");
+                    match spawned {
+                        // Returns once the thread runs (named, visible to the test below).
+                        Ok(_) => {
+                            let _ = started.recv_timeout(Duration::from_secs(5));
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "Could not start the metrics upkeep thread; histogram samples are kept until /metrics is scraped");
+                        }
                     }
                     Some(handle)
                 }
