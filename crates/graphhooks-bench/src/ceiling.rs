@@ -14,7 +14,7 @@ use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::receiver::Receiver;
 
@@ -51,6 +51,7 @@ pub(crate) async fn measure(
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(64)
+        .pool_timer(TokioTimer::new())
         .build(https);
     let url: http::Uri = receiver
         .url("/bare/0")

@@ -92,6 +92,7 @@ impl Server {
                 .zip(config.client_key.as_deref()),
             allow_private: config.allow_private_callbacks,
             allow_http: config.allow_http_callbacks,
+            idle_timeout: None,
         })?;
         let catalog = catalog::CatalogCache::load(&*store).await?;
         let listener =
@@ -108,6 +109,7 @@ impl Server {
             client_identity: None,
             allow_private: true,
             allow_http: true,
+            idle_timeout: None,
         })?;
         let engine = Engine::new(store.clone(), config.clone(), client.clone(), alert_client);
         let state = Arc::new(AppState {

@@ -23,7 +23,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::Name;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::RootCertStore;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -37,6 +37,8 @@ pub const RESPONSE_SNIPPET: usize = 1024;
 const RESPONSE_READ_LIMIT: usize = 64 * 1024;
 /// Checked callback URLs kept (see [`CallbackClient::target`]); past this the cache starts over.
 const TARGETS_MAX: usize = 4096;
+/// How long an idle pooled connection is kept by default.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Why the client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -157,6 +159,8 @@ pub struct ClientSettings<'a> {
     pub allow_private: bool,
     /// Allow `http://`.
     pub allow_http: bool,
+    /// How long an idle pooled connection is kept (`None`: 90 s).
+    pub idle_timeout: Option<Duration>,
 }
 
 fn read_pem(path: &Path) -> Result<Vec<u8>, ClientSetupError> {
@@ -236,9 +240,13 @@ impl CallbackClient {
                 .wrap_connector(http);
             // Keep as many idle connections per host as attempts may run at once: many apps'
             // callbacks often share one host, and reopening TLS connections costs far more.
+            // The timer lets the pool close connections idle past their time; without one,
+            // hyper-util checks that only when it next takes a connection for the same host,
+            // so a burst (a fan-out to 1,000 callbacks opened 650) stayed open for good.
             Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(90))
+                .pool_idle_timeout(settings.idle_timeout.unwrap_or(IDLE_TIMEOUT))
                 .pool_max_idle_per_host(super::dispatch::IN_FLIGHT_MAX)
+                .pool_timer(TokioTimer::new())
                 .build(https)
         };
         Ok(CallbackClient {
@@ -567,6 +575,55 @@ mod tests {
         assert!(relaxed.targets.lock().unwrap().is_empty());
         assert!(send(true).await.is_err());
         assert_eq!(relaxed.targets.lock().unwrap().len(), 1);
+    }
+
+    /// A pooled connection idle past its time is closed without waiting for another request
+    /// to the same host.
+    #[tokio::test]
+    async fn idle_connections_are_closed_when_their_time_is_up() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/cb", listener.local_addr().unwrap());
+        let callback = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let read = socket.read(&mut chunk).await.unwrap();
+                assert!(read > 0, "the request ended early");
+                head.extend_from_slice(&chunk[..read]);
+            }
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+            // Returns once the client closes the connection.
+            let mut rest = Vec::new();
+            socket.read_to_end(&mut rest).await.unwrap();
+        });
+        let client = CallbackClient::new(&ClientSettings {
+            allow_private: true,
+            allow_http: true,
+            idle_timeout: Some(Duration::from_millis(200)),
+            ..ClientSettings::default()
+        })
+        .unwrap();
+        let response = client
+            .send_notification(
+                Method::POST,
+                &url,
+                HeaderMap::new(),
+                Bytes::from_static(b"{}"),
+                Duration::from_secs(5),
+                false,
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status, StatusCode::OK);
+        tokio::time::timeout(Duration::from_secs(10), callback)
+            .await
+            .expect("the idle connection is closed")
+            .unwrap();
     }
 
     #[tokio::test]
