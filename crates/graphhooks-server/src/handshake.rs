@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::header::USER_AGENT;
 use http::{HeaderMap, HeaderValue, Method};
 
-use crate::delivery::client::CallbackClient;
+use crate::delivery::client::{CallbackClient, Outgoing};
 use crate::delivery::send::USER_AGENT_VALUE;
 use crate::http::error::{GraphCode, GraphError};
 
@@ -49,12 +49,14 @@ pub async fn verify(
     headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
     let response = client
         .send(
-            Method::GET,
             &url,
-            headers,
-            Bytes::new(),
-            timeout,
-            mutual_tls,
+            Outgoing {
+                method: Method::GET,
+                headers,
+                body: Bytes::new(),
+                timeout,
+                mutual_tls,
+            },
         )
         .await
         .map_err(|error| {

@@ -21,6 +21,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use serde_json::json;
 
 use super::EngineShared;
+use super::client::Outgoing;
 use super::send::USER_AGENT_VALUE;
 use crate::clock::now_s;
 
@@ -84,12 +85,14 @@ pub(crate) fn subscription_paused(
             let result = shared
                 .alert_client
                 .send(
-                    Method::POST,
                     &url,
-                    headers.clone(),
-                    body.clone(),
-                    shared.config.delivery_timeout,
-                    false,
+                    Outgoing {
+                        method: Method::POST,
+                        headers: headers.clone(),
+                        body: body.clone(),
+                        timeout: shared.config.delivery_timeout,
+                        mutual_tls: false,
+                    },
                 )
                 .await;
             match result {

@@ -127,6 +127,21 @@ pub struct TransportError {
     pub latency: Duration,
 }
 
+/// One request to a callback, all but its URL.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// `GET` for handshakes, `POST` for notifications and alerts.
+    pub method: Method,
+    /// Its headers (`Host` is set by the client).
+    pub headers: HeaderMap,
+    /// Its body.
+    pub body: Bytes,
+    /// For the whole exchange, the start of the response body included.
+    pub timeout: Duration,
+    /// Present the client certificate (mutual TLS).
+    pub mutual_tls: bool,
+}
+
 /// A callback URL that passed the per-request checks, with what its requests need.
 struct Target {
     uri: Uri,
@@ -265,26 +280,20 @@ impl CallbackClient {
 
     /// Checks a callback URL's form and where it resolves, without contacting it.
     pub async fn check_url(&self, url: &str) -> Result<Uri, CallbackRefused> {
+        let target = self.check_target(url)?;
+        // A literal address was checked with the form; a name is checked where it resolves.
+        let host = uri_host(&target.uri);
+        if host.parse::<IpAddr>().is_err() {
+            resolve(host, self.allow_private).await?;
+        }
+        Ok(target.uri.clone())
+    }
+
+    fn check_form(&self, url: &str) -> Result<Uri, CallbackRefused> {
         if url.len() > CALLBACK_URL_MAX {
             return Err(CallbackRefused(format!(
                 "callback_url is longer than {CALLBACK_URL_MAX} characters"
             )));
-        }
-        let uri = self.check_form(url)?;
-        let host = uri_host(&uri);
-        if let Ok(ip) = host.parse::<IpAddr>() {
-            self.check_ip(ip)?;
-        } else {
-            resolve(host, self.allow_private).await?;
-        }
-        Ok(uri)
-    }
-
-    fn check_form(&self, url: &str) -> Result<Uri, CallbackRefused> {
-        if url.len() > 2048 {
-            return Err(CallbackRefused(
-                "callback_url is longer than 2048 characters".into(),
-            ));
         }
         let uri: Uri = url.parse().map_err(|error| {
             CallbackRefused(format!("callback_url {url:?} is not a valid URL: {error}"))
@@ -364,21 +373,14 @@ impl CallbackClient {
         Ok(Arc::new(Target { uri, host }))
     }
 
-    /// Sends one request and reads the start of the response, within `timeout`. Literal
-    /// addresses skip the resolver, so `url` is checked here first.
+    /// Sends `request` to `url` and reads the start of the response, within its timeout.
+    /// Literal addresses skip the resolver, so `url` is checked here first.
     pub async fn send(
         &self,
-        method: Method,
         url: &str,
-        headers: HeaderMap,
-        body: Bytes,
-        timeout: Duration,
-        mutual_tls: bool,
+        request: Outgoing,
     ) -> Result<CallbackResponse, TransportError> {
-        let started = Instant::now();
-        let target = self.check_target(url);
-        self.send_to(started, target, method, headers, body, timeout, mutual_tls)
-            .await
+        self.send_to(request, || self.check_target(url)).await
     }
 
     /// [`CallbackClient::send`] for a URL that comes back attempt after attempt (a
@@ -386,35 +388,31 @@ impl CallbackClient {
     /// URLs, such as a handshake's with its random challenge, would only crowd that cache.
     pub async fn send_notification(
         &self,
-        method: Method,
         url: &str,
-        headers: HeaderMap,
-        body: Bytes,
-        timeout: Duration,
-        mutual_tls: bool,
+        request: Outgoing,
     ) -> Result<CallbackResponse, TransportError> {
-        let started = Instant::now();
-        let target = self.target(url);
-        self.send_to(started, target, method, headers, body, timeout, mutual_tls)
-            .await
+        self.send_to(request, || self.target(url)).await
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Sends `request` to the target `check` gives (its time counts towards the latency).
     async fn send_to(
         &self,
-        started: Instant,
-        target: Result<Arc<Target>, CallbackRefused>,
-        method: Method,
-        headers: HeaderMap,
-        body: Bytes,
-        timeout: Duration,
-        mutual_tls: bool,
+        request: Outgoing,
+        check: impl FnOnce() -> Result<Arc<Target>, CallbackRefused>,
     ) -> Result<CallbackResponse, TransportError> {
+        let started = Instant::now();
+        let Outgoing {
+            method,
+            headers,
+            body,
+            timeout,
+            mutual_tls,
+        } = request;
         let failed = |message: String| TransportError {
             message,
             latency: started.elapsed(),
         };
-        let target = target.map_err(|refused| failed(refused.0))?;
+        let target = check().map_err(|refused| failed(refused.0))?;
         let client = match (mutual_tls, &self.mutual) {
             (true, Some(client)) => client,
             (true, None) => {
@@ -492,6 +490,17 @@ fn uri_host(uri: &Uri) -> &str {
 mod tests {
     use super::*;
 
+    /// A POST without headers, timed out after 5 s.
+    fn post(body: Bytes) -> Outgoing {
+        Outgoing {
+            method: Method::POST,
+            headers: HeaderMap::new(),
+            body,
+            timeout: Duration::from_secs(5),
+            mutual_tls: false,
+        }
+    }
+
     fn client(allow_private: bool, allow_http: bool) -> CallbackClient {
         CallbackClient::new(&ClientSettings {
             allow_private,
@@ -558,16 +567,10 @@ mod tests {
             async move {
                 // Nothing listens on port 1: the request fails fast, after the checks.
                 let url = "http://127.0.0.1:1/cb?hub.challenge=1";
-                let (headers, body, timeout) =
-                    (HeaderMap::new(), Bytes::new(), Duration::from_secs(1));
                 if notification {
-                    relaxed
-                        .send_notification(Method::POST, url, headers, body, timeout, false)
-                        .await
+                    relaxed.send_notification(url, post(Bytes::new())).await
                 } else {
-                    relaxed
-                        .send(Method::GET, url, headers, body, timeout, false)
-                        .await
+                    relaxed.send(url, post(Bytes::new())).await
                 }
             }
         };
@@ -609,14 +612,7 @@ mod tests {
         })
         .unwrap();
         let response = client
-            .send_notification(
-                Method::POST,
-                &url,
-                HeaderMap::new(),
-                Bytes::from_static(b"{}"),
-                Duration::from_secs(5),
-                false,
-            )
+            .send_notification(&url, post(Bytes::from_static(b"{}")))
             .await
             .unwrap();
         assert_eq!(response.status, StatusCode::OK);
@@ -630,14 +626,7 @@ mod tests {
     async fn literal_private_addresses_are_refused_per_request() {
         let strict = client(false, false);
         let error = strict
-            .send(
-                Method::POST,
-                "https://127.0.0.1:1/cb",
-                HeaderMap::new(),
-                Bytes::new(),
-                Duration::from_secs(1),
-                false,
-            )
+            .send("https://127.0.0.1:1/cb", post(Bytes::new()))
             .await
             .unwrap_err();
         assert!(error.message.contains("non-public"), "{}", error.message);

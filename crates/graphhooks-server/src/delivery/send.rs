@@ -8,6 +8,7 @@ use http::header::{CONTENT_TYPE, USER_AGENT};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use super::EngineShared;
+use super::client::Outgoing;
 use crate::clock::now_ms;
 
 /// `User-Agent` of every request graphhooks makes.
@@ -129,12 +130,14 @@ pub(crate) async fn attempt(shared: &EngineShared, delivery: ClaimedDelivery) ->
     let result = shared
         .client
         .send_notification(
-            Method::POST,
             &target.callback_url,
-            headers,
-            body,
-            shared.config.delivery_timeout,
-            target.include_client_certificate,
+            Outgoing {
+                method: Method::POST,
+                headers,
+                body,
+                timeout: shared.config.delivery_timeout,
+                mutual_tls: target.include_client_certificate,
+            },
         )
         .await;
     let first_attempt = delivery.first_attempt_ms.unwrap_or(started);
