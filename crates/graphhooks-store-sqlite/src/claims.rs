@@ -104,26 +104,27 @@ impl Claims {
     }
 
     fn put(&mut self, id: i64, node: &Arc<str>, key: &SubscriptionKey) {
-        if !self.by_lane.contains_key(key) {
-            self.by_lane.insert(
-                key.clone(),
-                LaneClaims {
-                    key: Arc::new(key.clone()),
-                    ids: FxHashSet::default(),
-                },
-            );
-        }
-        let Some(lane) = self.by_lane.get_mut(key) else {
-            return;
+        // Looked up by reference first: the key is copied only for a lane's first claim.
+        let shared = match self.by_lane.get_mut(key) {
+            Some(lane) => {
+                lane.ids.insert(id);
+                lane.key.clone()
+            }
+            None => {
+                let shared = Arc::new(key.clone());
+                let lane = LaneClaims {
+                    key: shared.clone(),
+                    ids: FxHashSet::from_iter([id]),
+                };
+                self.by_lane.insert(key.clone(), lane);
+                shared
+            }
         };
-        lane.ids.insert(id);
-        self.by_id.insert(
-            id,
-            Claim {
-                node: node.clone(),
-                key: lane.key.clone(),
-            },
-        );
+        let claim = Claim {
+            node: node.clone(),
+            key: shared,
+        };
+        self.by_id.insert(id, claim);
     }
 
     /// Releases `id`, unsent: it is unclaimed work again, before its lane's cursor. False if

@@ -45,46 +45,38 @@ impl<'c> Inserter<'c> {
         test: bool,
         now_ms: i64,
     ) -> Result<i64, StoreError> {
-        insert(&mut self.statement, claims, planned, test, now_ms)
-    }
-}
-
-fn insert(
-    statement: &mut rusqlite::Statement<'_>,
-    claims: &SharedClaims,
-    planned: &PlannedDelivery,
-    test: bool,
-    now_ms: i64,
-) -> Result<i64, StoreError> {
-    let notification = &planned.notification;
-    let mut change_ids = String::with_capacity(notification.change_ids.len() * 8);
-    for (index, id) in notification.change_ids.iter().enumerate() {
-        if index > 0 {
-            change_ids.push(',');
+        let notification = &planned.notification;
+        let mut change_ids = String::with_capacity(notification.change_ids.len() * 8);
+        for (index, id) in notification.change_ids.iter().enumerate() {
+            if index > 0 {
+                change_ids.push(',');
+            }
+            let _ = write!(change_ids, "{id}");
         }
-        let _ = write!(change_ids, "{id}");
+        let object_ids =
+            serde_json::to_string(&notification.object_ids).map_err(StoreError::other)?;
+        let id = self
+            .statement
+            .insert(params![
+                planned.app_id,
+                planned.object_type,
+                planned.state.as_str(),
+                now_ms / 1000,
+                notification.body,
+                change_ids,
+                notification.change_ids.iter().min(),
+                notification.change_ids.iter().max(),
+                object_ids,
+                test,
+                now_ms,
+                crate::lane_key::lane_key(&planned.app_id, &planned.object_type),
+            ])
+            .store()?;
+        claims
+            .lock()
+            .stored(&planned.app_id, &planned.object_type, (now_ms, id));
+        Ok(id)
     }
-    let object_ids = serde_json::to_string(&notification.object_ids).map_err(StoreError::other)?;
-    let id = statement
-        .insert(params![
-            planned.app_id,
-            planned.object_type,
-            planned.state.as_str(),
-            now_ms / 1000,
-            notification.body,
-            change_ids,
-            notification.change_ids.iter().min(),
-            notification.change_ids.iter().max(),
-            object_ids,
-            test,
-            now_ms,
-            crate::lane_key::lane_key(&planned.app_id, &planned.object_type),
-        ])
-        .store()?;
-    claims
-        .lock()
-        .stored(&planned.app_id, &planned.object_type, (now_ms, id));
-    Ok(id)
 }
 
 /// Makes sure the lane of a stored delivery has its row (unowned until a node adopts it).

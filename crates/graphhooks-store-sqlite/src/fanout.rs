@@ -4,8 +4,6 @@
 //! new cursor in the same transaction.
 
 use std::collections::{BTreeSet, HashMap};
-
-use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 use graphhooks_core::catalog::GrantMode;
@@ -18,6 +16,7 @@ use graphhooks_store::{
     StoreError, SubscriptionKey,
 };
 use rusqlite::{Connection, OptionalExtension, params};
+use rustc_hash::FxHashMap;
 
 use crate::changes::{self, CHANGE_COLUMNS};
 use crate::claims::{Added, SharedClaims};
