@@ -49,14 +49,12 @@ impl SigningKey {
 
     /// `sha256=<hex>`: the value of `X-Hub-Signature-256` (as [`hub_signature_256`]).
     pub fn hub_signature_256(&self, body: &[u8]) -> String {
-        prefixed_hex("sha256=", &sign_parts(self.sha256.clone(), &[body]))
+        sha256_header(self.sha256.clone(), body)
     }
 
     /// `sha1=<hex>`: the value of `X-Hub-Signature` (as [`hub_signature_1`]).
     pub fn hub_signature_1(&self, body: &[u8]) -> String {
-        let mut mac = self.sha1.clone();
-        mac.update(body);
-        prefixed_hex("sha1=", &mac.finalize().into_bytes())
+        sha1_header(self.sha1.clone(), body)
     }
 
     /// `v1,<base64>`: the Standard Webhooks signature (as [`standard_webhooks_signature`]).
@@ -89,16 +87,23 @@ fn prefixed_hex(prefix: &str, digest: &[u8]) -> String {
     out
 }
 
+fn sha256_header(mac: HmacSha256, body: &[u8]) -> String {
+    prefixed_hex("sha256=", &sign_parts(mac, &[body]))
+}
+
+fn sha1_header(mut mac: HmacSha1, body: &[u8]) -> String {
+    mac.update(body);
+    prefixed_hex("sha1=", &mac.finalize().into_bytes())
+}
+
 /// `sha256=<hex>`: the value of `X-Hub-Signature-256`.
 pub fn hub_signature_256(secret: &str, body: &[u8]) -> String {
-    prefixed_hex("sha256=", &hmac_sha256(secret.as_bytes(), &[body]))
+    sha256_header(keyed(secret.as_bytes()), body)
 }
 
 /// `sha1=<hex>`: the value of the legacy `X-Hub-Signature`.
 pub fn hub_signature_1(secret: &str, body: &[u8]) -> String {
-    let mut mac = keyed::<HmacSha1>(secret.as_bytes());
-    mac.update(body);
-    prefixed_hex("sha1=", &mac.finalize().into_bytes())
+    sha1_header(keyed(secret.as_bytes()), body)
 }
 
 /// The Graph API's `appsecret_proof`: hex HMAC-SHA256 of the access token keyed by the secret.
