@@ -3,6 +3,7 @@
 //! HTTP/1.1, trusting the bench CA) and the server's per-callback concurrency. Every other
 //! throughput is also given as a fraction of this.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -15,6 +16,8 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 
 use crate::receiver::Receiver;
 
@@ -31,14 +34,116 @@ pub(crate) struct Ceiling {
     pub(crate) errors: u64,
 }
 
-/// Runs `concurrency` request loops against `receiver` for `duration`.
+/// Runs `concurrency` request loops against `receiver` for `duration`, in this process.
 pub(crate) async fn measure(
     ca: &TestCa,
     receiver: &Receiver,
     concurrency: usize,
     duration: Duration,
 ) -> anyhow::Result<Ceiling> {
-    let tls = ca.client_config();
+    let url: http::Uri = receiver
+        .url("/bare/0")
+        .parse()
+        .context("the receiver's URL")?;
+    let before = receiver.tally.bare_posts();
+    let driven = drive(ca.client_config(), url, concurrency, duration).await;
+    let posts = receiver.tally.bare_posts() - before;
+    Ok(Ceiling {
+        posts_per_s: posts as f64 / driven.seconds,
+        concurrency,
+        seconds: driven.seconds,
+        errors: driven.errors,
+    })
+}
+
+/// Runs the same request loops from a child process (this executable in client mode, see
+/// [`client_main`]): the server delivers from its own process too, so this ceiling pays the
+/// same cross-process scheduling as the server does, which the in-process one does not.
+pub(crate) async fn measure_in_child(
+    ca_path: &Path,
+    receiver: &Receiver,
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<Ceiling> {
+    let exe = std::env::current_exe().context("the bench's own executable")?;
+    let url = receiver.url("/bare/0");
+    let before = receiver.tally.bare_posts();
+    let output = tokio::process::Command::new(&exe)
+        .arg("--ceiling-client")
+        .arg(&url)
+        .arg("--ceiling-client-ca")
+        .arg(ca_path)
+        .arg("--ceiling-seconds")
+        .arg(duration.as_secs_f64().to_string())
+        .arg("--ceiling-concurrency")
+        .arg(concurrency.to_string())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .with_context(|| format!("run {} as the ceiling client", exe.display()))?;
+    if !output.status.success() {
+        anyhow::bail!(
+            "the ceiling client failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let driven: Driven =
+        serde_json::from_slice(&output.stdout).context("the ceiling client's report")?;
+    let received = receiver.tally.bare_posts() - before;
+    if received < driven.answered {
+        anyhow::bail!(
+            "the ceiling client counted {} answers but the receiver only {received} POSTs",
+            driven.answered
+        );
+    }
+    Ok(Ceiling {
+        posts_per_s: driven.answered as f64 / driven.seconds,
+        concurrency,
+        seconds: driven.seconds,
+        errors: driven.errors,
+    })
+}
+
+/// Client mode: drives `url` and prints what it did as JSON on stdout.
+pub(crate) async fn client_main(
+    url: &str,
+    ca_path: &Path,
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<()> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca_path)
+        .with_context(|| format!("read {}", ca_path.display()))?
+    {
+        let cert = cert.with_context(|| format!("a certificate in {}", ca_path.display()))?;
+        roots.add(cert).context("the bench CA")?;
+    }
+    let tls = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let url: http::Uri = url.parse().context("the ceiling client's URL")?;
+    let driven = drive(tls, url, concurrency, duration).await;
+    println!("{}", serde_json::to_string(&driven)?);
+    Ok(())
+}
+
+/// What one run of the request loops did.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Driven {
+    /// Requests answered (any status).
+    answered: u64,
+    errors: u64,
+    seconds: f64,
+}
+
+/// `concurrency` loops of POSTs to `url` for `duration`, each waiting for its answer.
+async fn drive(
+    tls: rustls::ClientConfig,
+    url: http::Uri,
+    concurrency: usize,
+    duration: Duration,
+) -> Driven {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -53,12 +158,8 @@ pub(crate) async fn measure(
         .pool_max_idle_per_host(64)
         .pool_timer(TokioTimer::new())
         .build(https);
-    let url: http::Uri = receiver
-        .url("/bare/0")
-        .parse()
-        .context("the receiver's URL")?;
     let errors = Arc::new(AtomicU64::new(0));
-    let before = receiver.tally.bare_posts();
+    let answered = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + duration;
     let mut tasks = tokio::task::JoinSet::new();
@@ -66,6 +167,7 @@ pub(crate) async fn measure(
         let client = client.clone();
         let url = url.clone();
         let errors = errors.clone();
+        let answered = answered.clone();
         tasks.spawn(async move {
             let mut n: u64 = worker as u64;
             while Instant::now() < deadline {
@@ -95,7 +197,9 @@ pub(crate) async fn measure(
                 };
                 match client.request(request).await {
                     Ok(response) => {
-                        if response.into_body().collect().await.is_err() {
+                        if response.into_body().collect().await.is_ok() {
+                            answered.fetch_add(1, Ordering::Relaxed);
+                        } else {
                             errors.fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -108,12 +212,9 @@ pub(crate) async fn measure(
         });
     }
     while tasks.join_next().await.is_some() {}
-    let seconds = started.elapsed().as_secs_f64();
-    let posts = receiver.tally.bare_posts() - before;
-    Ok(Ceiling {
-        posts_per_s: posts as f64 / seconds,
-        concurrency,
-        seconds,
+    Driven {
+        answered: answered.load(Ordering::Relaxed),
         errors: errors.load(Ordering::Relaxed),
-    })
+        seconds: started.elapsed().as_secs_f64(),
+    }
 }

@@ -124,6 +124,13 @@ struct Cli {
     /// Longest wait, in seconds, for arrivals once a scenario's load has been sent.
     #[arg(long, default_value_t = 30.0)]
     drain_timeout: f64,
+    /// Internal: run only the ceiling's client loop against this URL (the bench starts itself
+    /// this way to measure the ceiling from a separate process) and print JSON.
+    #[arg(long, hide = true, requires = "ceiling_client_ca")]
+    ceiling_client: Option<String>,
+    /// Internal: the CA file the ceiling client trusts.
+    #[arg(long, hide = true)]
+    ceiling_client_ca: Option<PathBuf>,
 }
 
 impl Cli {
@@ -222,25 +229,22 @@ async fn run(cli: Cli) -> anyhow::Result<Report> {
     let ceiling_seconds = cli
         .ceiling_seconds
         .unwrap_or(if cli.quick { 0.5 } else { 3.0 });
-    let ceiling = if ceiling_seconds > 0.0 {
+    let (ceiling, ceiling_separate) = if ceiling_seconds > 0.0 {
         eprintln!(
-            "graphhooks-bench: measuring the bare ceiling for {ceiling_seconds} s ({} concurrent)",
+            "graphhooks-bench: measuring the bare ceiling for {ceiling_seconds} s ({} concurrent), in this process and from a separate one",
             cli.ceiling_concurrency
         );
         let receiver =
             receiver::Receiver::start(acceptor.clone(), epoch, receiver::Keying::ByChange, 1, 1)
                 .await?;
-        Some(
-            ceiling::measure(
-                &ca,
-                &receiver,
-                cli.ceiling_concurrency,
-                Duration::from_secs_f64(ceiling_seconds),
-            )
-            .await?,
-        )
+        let duration = Duration::from_secs_f64(ceiling_seconds);
+        let here = ceiling::measure(&ca, &receiver, cli.ceiling_concurrency, duration).await?;
+        let separate =
+            ceiling::measure_in_child(&ca_path, &receiver, cli.ceiling_concurrency, duration)
+                .await?;
+        (Some(here), Some(separate))
     } else {
-        None
+        (None, None)
     };
     let mut bench = Bench {
         sizes: sizes.clone(),
@@ -255,6 +259,7 @@ async fn run(cli: Cli) -> anyhow::Result<Report> {
         latency_csv: cli.latency_csv.clone(),
         keep_logs: cli.keep_logs.clone(),
         ceiling: ceiling.clone(),
+        ceiling_separate: ceiling_separate.clone(),
         latency_p99_ms: None,
         ca,
     };
@@ -298,6 +303,7 @@ async fn run(cli: Cli) -> anyhow::Result<Report> {
         cpu_model: cpu_model(),
         quick: cli.quick,
         ceiling,
+        ceiling_separate,
         scenarios: results,
         bars: Vec::new(),
         wall_s: started.elapsed().as_secs_f64(),
@@ -321,6 +327,28 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let (Some(url), Some(ca)) = (&cli.ceiling_client, &cli.ceiling_client_ca) {
+        let seconds = cli.ceiling_seconds.unwrap_or(3.0);
+        let duration = match Duration::try_from_secs_f64(seconds) {
+            Ok(duration) => duration,
+            Err(error) => {
+                eprintln!("graphhooks-bench: --ceiling-seconds {seconds}: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        return match runtime.block_on(ceiling::client_main(
+            url,
+            ca,
+            cli.ceiling_concurrency,
+            duration,
+        )) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("graphhooks-bench: ceiling client: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let json = cli.json;
     let json_file = cli.json_file.clone();
     let quick = cli.quick;

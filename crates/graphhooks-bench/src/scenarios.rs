@@ -72,6 +72,8 @@ pub(crate) struct Bench {
     /// Where per-change latencies go as CSV (`{prefix}-{scenario}.csv`), if anywhere.
     pub(crate) latency_csv: Option<PathBuf>,
     pub(crate) ceiling: Option<Ceiling>,
+    /// The same ceiling from a client in a separate process (see [`ceiling::measure_in_child`]).
+    pub(crate) ceiling_separate: Option<Ceiling>,
     /// The latency scenario's p99, for isolation's comparison.
     pub(crate) latency_p99_ms: Option<f64>,
     pub(crate) ca: Arc<TestCa>,
@@ -621,11 +623,21 @@ impl Bench {
         let outcome = self.throughput_in(&mut run, name, batch_max, total).await;
         run.finish().await;
         let mut result = outcome?;
-        if let Some(after) = self.ceiling_again(name).await? {
+        if let Some((after, separate_after)) = self.ceiling_again(name).await? {
             result.delivered_vs_ceiling_after = result
                 .delivered_per_s
                 .map(|rate| rate / after.posts_per_s.max(1e-9));
             result.ceiling_after = Some(after);
+            let separate_higher = [&self.ceiling_separate, &separate_after]
+                .into_iter()
+                .flatten()
+                .map(|c| c.posts_per_s)
+                .reduce(f64::max);
+            result.delivered_vs_separate_ceiling = result
+                .delivered_per_s
+                .zip(separate_higher)
+                .map(|(rate, ceiling)| rate / ceiling.max(1e-9));
+            result.ceiling_separate_after = separate_after;
         }
         Ok(result)
     }
@@ -633,7 +645,10 @@ impl Bench {
     /// The bare ceiling measured again as the first one was (when it was), right after a
     /// throughput scenario: this host's speed can change within a run, and a ratio is only
     /// meaningful against a ceiling of the same moment.
-    async fn ceiling_again(&self, name: &str) -> anyhow::Result<Option<Ceiling>> {
+    async fn ceiling_again(
+        &self,
+        name: &str,
+    ) -> anyhow::Result<Option<(Ceiling, Option<Ceiling>)>> {
         let Some(first) = &self.ceiling else {
             return Ok(None);
         };
@@ -654,7 +669,19 @@ impl Bench {
             "graphhooks-bench: {name}: bare ceiling right after: {:.0} POSTs/s",
             after.posts_per_s
         );
-        Ok(Some(after))
+        let separate = match &self.ceiling_separate {
+            Some(_) => Some(
+                ceiling::measure_in_child(
+                    &self.ca_path,
+                    &receiver,
+                    first.concurrency,
+                    Duration::from_secs_f64(first.seconds),
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        Ok(Some((after, separate)))
     }
 
     async fn throughput_in(
