@@ -81,6 +81,10 @@ pub struct Config {
     /// Graph API calls each app (or object token) may make per minute on this node, in bursts
     /// of up to as many; 0 turns the limit off.
     pub graph_rate_limit: u32,
+    /// How long a client has to send a request's headers, counted from when the server starts
+    /// waiting for them (a new connection, or the next request on a kept-alive one); a
+    /// connection that takes longer is closed.
+    pub header_read_timeout: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -106,6 +110,7 @@ impl std::fmt::Debug for Config {
             database_pool_size,
             node_lease,
             graph_rate_limit,
+            header_read_timeout,
         } = self;
         let database = match database {
             DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
@@ -131,6 +136,7 @@ impl std::fmt::Debug for Config {
             .field("database_pool_size", database_pool_size)
             .field("node_lease", node_lease)
             .field("graph_rate_limit", graph_rate_limit)
+            .field("header_read_timeout", header_read_timeout)
             .finish()
     }
 }
@@ -157,6 +163,7 @@ impl Default for Config {
             database_pool_size: 16,
             node_lease: Duration::from_secs(10),
             graph_rate_limit: 6000,
+            header_read_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -173,19 +173,23 @@ impl Server {
         let router = http::router(state.clone());
         tracing::info!(%address, "graphhooks is listening on {address}");
         let http_stop = stop.clone();
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
+        http::serve::serve(
+            listener,
+            router,
+            state.config.header_read_timeout,
+            async move {
                 tokio::select! {
                     () = shutdown => {}
                     () = http_stop.cancelled() => {}
                 }
-            })
-            .await;
+            },
+        )
+        .await;
         tracing::info!("Stopping: no new requests; finishing deliveries in flight");
         stop.cancel();
         tracker.close();
         tracker.wait().await;
-        served.map_err(|source| ServerError::Listen { address, source })
+        Ok(())
     }
 }
 

@@ -10,6 +10,7 @@ pub mod graph;
 pub mod operator;
 pub mod params;
 pub mod rate_limit;
+pub(crate) mod serve;
 pub mod views;
 
 use axum::Router;

@@ -12,6 +12,7 @@
 )]
 
 mod app_developer;
+mod connections;
 mod copy;
 mod dashboard;
 mod delivery;
