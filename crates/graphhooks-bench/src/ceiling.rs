@@ -21,6 +21,9 @@ use rustls::pki_types::pem::PemObject;
 
 use crate::receiver::Receiver;
 
+/// How much longer than its run the separate-process client may take before it is killed.
+const CHILD_MARGIN: Duration = Duration::from_secs(30);
+
 /// What the ceiling run measured.
 #[derive(Debug, Clone, serde::Serialize)]
 pub(crate) struct Ceiling {
@@ -68,7 +71,7 @@ pub(crate) async fn measure_in_child(
     let exe = std::env::current_exe().context("the bench's own executable")?;
     let url = receiver.url("/bare/0");
     let before = receiver.tally.bare_posts();
-    let output = tokio::process::Command::new(&exe)
+    let child = tokio::process::Command::new(&exe)
         .arg("--ceiling-client")
         .arg(&url)
         .arg("--ceiling-client-ca")
@@ -78,8 +81,11 @@ pub(crate) async fn measure_in_child(
         .arg("--ceiling-concurrency")
         .arg(concurrency.to_string())
         .kill_on_drop(true)
-        .output()
+        .output();
+    // Its loops stop at `duration`; the margin covers start-up and the last answers.
+    let output = tokio::time::timeout(duration + CHILD_MARGIN, child)
         .await
+        .context("the ceiling client did not finish in time")?
         .with_context(|| format!("run {} as the ceiling client", exe.display()))?;
     if !output.status.success() {
         anyhow::bail!(
