@@ -52,7 +52,7 @@ pub enum ServerError {
     /// The outbound client could not be set up (CA, client certificate).
     #[error("callback client: {0}")]
     Client(#[from] ClientSetupError),
-    /// The listener could not bind or serve.
+    /// The listener could not bind (accept errors are logged and retried while serving).
     #[error("listening on {address}: {source}")]
     Listen {
         /// The address.
