@@ -83,7 +83,8 @@ pub struct Config {
     pub graph_rate_limit: u32,
     /// How long a client has to send a request's headers, counted from when the server starts
     /// waiting for them (a new connection, or the next request on a kept-alive one); a
-    /// connection that takes longer is closed.
+    /// connection that takes longer is closed. Above the 60 s idle timeout of common load
+    /// balancers, so that they close idle connections first; more than zero.
     pub header_read_timeout: Duration,
 }
 
@@ -163,7 +164,7 @@ impl Default for Config {
             database_pool_size: 16,
             node_lease: Duration::from_secs(10),
             graph_rate_limit: 6000,
-            header_read_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(75),
         }
     }
 }

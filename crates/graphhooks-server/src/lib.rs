@@ -81,6 +81,11 @@ impl Server {
                 "--client-cert and --client-key go together".into(),
             ));
         }
+        if config.header_read_timeout.is_zero() {
+            return Err(ServerError::Config(
+                "the header read timeout must be more than zero".into(),
+            ));
+        }
         metrics::install();
         store.seed_object_types(builtin()).await?;
         let (admin_token_sha256, generated_admin_token) = admin_token(&config, &*store).await?;

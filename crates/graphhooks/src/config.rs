@@ -245,8 +245,7 @@ impl RawConfig {
             database_pool_size,
             node_lease,
             graph_rate_limit: required(self.graph_rate_limit, "graph_rate_limit")?,
-            // Not a setting: hyper's own default, which it enforces only with a timer (see
-            // graphhooks_server::http::serve).
+            // Not a setting (see graphhooks_server::Config::header_read_timeout).
             header_read_timeout: Config::default().header_read_timeout,
         })
     }
