@@ -42,7 +42,9 @@ impl Api {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
+            // Below the server's 75 s limit for an idle connection, so a request never races
+            // the server closing the connection it was about to use.
+            .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
         Api {
             client,

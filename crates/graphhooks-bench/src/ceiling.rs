@@ -61,7 +61,9 @@ pub(crate) async fn measure(
 
 /// Runs the same request loops from a child process (this executable in client mode, see
 /// [`client_main`]): the server delivers from its own process too, so this ceiling pays the
-/// same cross-process scheduling as the server does, which the in-process one does not.
+/// same cross-process scheduling as the server does, which the in-process one does not. The
+/// rate counts the answers the child received over its own run (the in-process one counts the
+/// POSTs the receiver took); the receiver must have taken at least as many.
 pub(crate) async fn measure_in_child(
     ca_path: &Path,
     receiver: &Receiver,

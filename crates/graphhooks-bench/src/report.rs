@@ -84,8 +84,9 @@ pub(crate) struct ScenarioResult {
     pub(crate) delivered_vs_ceiling_after: Option<f64>,
     /// Throughput scenarios: the ceiling from a client in a separate process (as the server
     /// is) measured right after, and the delivered rate as a fraction of the higher of that
-    /// one and the one before the scenarios. Information only: the unbatched bar is judged
-    /// against the in-process ceiling, which is the higher (stricter) one.
+    /// one and the one before the scenarios. The unbatched bar takes it into account too (see
+    /// [`ScenarioResult::delivered_vs_higher_ceiling`]); it has been the lower one in every
+    /// run so far, so in practice the in-process ceiling decides.
     pub(crate) ceiling_separate_after: Option<Ceiling>,
     pub(crate) delivered_vs_separate_ceiling: Option<f64>,
     /// 202 → arrival (fan-out: 202 → the last of the change's arrivals).
@@ -116,15 +117,20 @@ pub(crate) struct ScenarioResult {
 }
 
 impl ScenarioResult {
-    /// The delivered rate as a fraction of the higher of the two ceilings (the one measured
-    /// before the scenarios and the one right after this scenario), or of the one measured.
-    /// On a host whose speed changes between the two, this is the conservative reading: the
-    /// ratio is never taken against a ceiling measured while the host was slow.
+    /// The delivered rate as a fraction of the highest ceiling measured for it: before the
+    /// scenarios and right after this scenario, in the receiver's process and from a separate
+    /// one. On a host whose speed changes within a run this is the conservative reading: the
+    /// ratio is never taken against a ceiling measured while the host was slow, nor against
+    /// the lower of the two ways of measuring it.
     pub(crate) fn delivered_vs_higher_ceiling(&self) -> Option<f64> {
-        match (self.delivered_vs_ceiling, self.delivered_vs_ceiling_after) {
-            (Some(before), Some(after)) => Some(before.min(after)),
-            (one, other) => one.or(other),
-        }
+        [
+            self.delivered_vs_ceiling,
+            self.delivered_vs_ceiling_after,
+            self.delivered_vs_separate_ceiling,
+        ]
+        .into_iter()
+        .flatten()
+        .reduce(f64::min)
     }
 }
 
@@ -409,7 +415,7 @@ impl Report {
         {
             let ratio = r.delivered_vs_higher_ceiling().unwrap_or(0.0);
             bars.push(Bar {
-                bar: "unbatched >= 50% of the bare ceiling (the higher of the one before the scenarios and the one right after this one) and >= 10,000 changes/s".into(),
+                bar: "unbatched >= 50% of the bare ceiling (the highest of those measured before the scenarios and right after this one, in process and from a separate process) and >= 10,000 changes/s".into(),
                 measured: match r.delivered_vs_separate_ceiling {
                     Some(separate) => format!(
                         "{rate:.0} changes/s, {:.0}% of the ceiling ({:.0}% of the one from a separate process)",
@@ -494,25 +500,30 @@ mod tests {
         }
     }
 
-    /// The unbatched bar takes the lower of the two ratios (the higher ceiling), so a ceiling
-    /// measured while the host was slow cannot pass it; with one ceiling, that one counts.
+    /// The unbatched bar takes the lowest ratio (the highest ceiling), so a ceiling measured
+    /// while the host was slow, or the lower of the two ways of measuring it, cannot pass it;
+    /// with one ceiling, that one counts.
     #[test]
-    fn the_unbatched_bar_uses_the_higher_ceiling() {
-        let unbatched = |before: Option<f64>, after: Option<f64>| ScenarioResult {
-            name: "unbatched".into(),
-            delivered_per_s: Some(50_000.0),
-            delivered_vs_ceiling: before,
-            delivered_vs_ceiling_after: after,
-            ..ScenarioResult::default()
-        };
-        for (before, after, ratio, met) in [
-            (Some(0.75), Some(0.45), 0.45, false),
-            (Some(0.45), Some(0.75), 0.45, false),
-            (Some(0.52), Some(0.55), 0.52, true),
-            (Some(0.55), None, 0.55, true),
-            (None, Some(0.48), 0.48, false),
+    fn the_unbatched_bar_uses_the_highest_ceiling() {
+        let unbatched =
+            |before: Option<f64>, after: Option<f64>, separate: Option<f64>| ScenarioResult {
+                name: "unbatched".into(),
+                delivered_per_s: Some(50_000.0),
+                delivered_vs_ceiling: before,
+                delivered_vs_ceiling_after: after,
+                delivered_vs_separate_ceiling: separate,
+                ..ScenarioResult::default()
+            };
+        for (before, after, separate, ratio, met) in [
+            (Some(0.75), Some(0.45), None, 0.45, false),
+            (Some(0.45), Some(0.75), None, 0.45, false),
+            (Some(0.52), Some(0.55), None, 0.52, true),
+            (Some(0.55), None, None, 0.55, true),
+            (None, Some(0.48), None, 0.48, false),
+            (Some(0.52), Some(0.55), Some(0.58), 0.52, true),
+            (Some(0.52), Some(0.55), Some(0.49), 0.49, false),
         ] {
-            let result = unbatched(before, after);
+            let result = unbatched(before, after, separate);
             assert_eq!(result.delivered_vs_higher_ceiling(), Some(ratio));
             let mut report = report(result);
             report.compute_bars();
@@ -521,7 +532,11 @@ mod tests {
                 .iter()
                 .find(|b| b.bar.starts_with("unbatched"))
                 .expect("the unbatched bar");
-            assert_eq!(bar.met, met, "{before:?} / {after:?}: {}", bar.measured);
+            assert_eq!(
+                bar.met, met,
+                "{before:?} / {after:?} / {separate:?}: {}",
+                bar.measured
+            );
         }
     }
 
