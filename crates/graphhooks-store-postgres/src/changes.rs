@@ -15,7 +15,41 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-pub(crate) async fn insert(pool: &PgPool, changes: &[NewChange]) -> Result<Vec<i64>, StoreError> {
+/// The ingest statement with `$tail`, its final SELECT.
+macro_rules! insert_sql {
+    ($tail:literal) => {
+        concat!(
+            "WITH numbered AS MATERIALIZED (
+               SELECT nextval('changes_id_seq') AS id, u.*
+               FROM (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[])
+                       WITH ORDINALITY AS u(object_type, object_id, field, value, actor, time, ord)
+                     ORDER BY ord) u),
+             inserted AS (
+               INSERT INTO changes (id, object_type, object_id, field, value, actor, time, received_ms)
+               SELECT id, object_type, object_id, field, value, actor, time, $7 FROM numbered
+               RETURNING id),
+             queued AS (INSERT INTO change_queue (change_id) SELECT id FROM inserted) ",
+            $tail
+        )
+    };
+}
+
+/// Ingest that tells the other nodes at commit (`$8` is the channel).
+const INSERT_TELLING: &str = insert_sql!(
+    "SELECT n.id FROM numbered n CROSS JOIN (SELECT pg_notify($8, concat('changes ', current_setting('graphhooks.instance', true)))) AS told
+     ORDER BY n.ord"
+);
+
+/// Ingest that tells nobody: no other node is registered.
+const INSERT_QUIET: &str = insert_sql!("SELECT n.id FROM numbered n ORDER BY n.ord");
+
+/// Stores `changes` and queues them for fan-out; with `tell_others`, the other nodes are told
+/// at commit (see [`crate::events`]).
+pub(crate) async fn insert(
+    pool: &PgPool,
+    changes: &[NewChange],
+    tell_others: bool,
+) -> Result<Vec<i64>, StoreError> {
     let received = now_ms();
     let mut object_types = Vec::with_capacity(changes.len());
     let mut object_ids = Vec::with_capacity(changes.len());
@@ -33,32 +67,25 @@ pub(crate) async fn insert(pool: &PgPool, changes: &[NewChange]) -> Result<Vec<i
     }
     // One statement, so one round trip and its own transaction: ids are drawn in the submitted
     // order (the input is read in array order, and `numbered` is evaluated once), the changes
-    // are stored and queued for fan-out, and the other nodes are told at commit.
-    sqlx::query_scalar(
-        "WITH numbered AS MATERIALIZED (
-           SELECT nextval('changes_id_seq') AS id, u.*
-           FROM (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[])
-                   WITH ORDINALITY AS u(object_type, object_id, field, value, actor, time, ord)
-                 ORDER BY ord) u),
-         inserted AS (
-           INSERT INTO changes (id, object_type, object_id, field, value, actor, time, received_ms)
-           SELECT id, object_type, object_id, field, value, actor, time, $7 FROM numbered
-           RETURNING id),
-         queued AS (INSERT INTO change_queue (change_id) SELECT id FROM inserted)
-         SELECT n.id FROM numbered n CROSS JOIN (SELECT pg_notify($8, concat('changes ', current_setting('graphhooks.instance', true)))) AS told
-         ORDER BY n.ord",
-    )
+    // are stored and queued for fan-out, and the other nodes (if any) are told at commit.
+    let query = sqlx::query_scalar(if tell_others {
+        INSERT_TELLING
+    } else {
+        INSERT_QUIET
+    })
     .bind(&object_types)
     .bind(&object_ids)
     .bind(&fields)
     .bind(&values)
     .bind(&actors)
     .bind(&times)
-    .bind(received)
-    .bind(CHANNEL)
-    .fetch_all(pool)
-    .await
-    .store()
+    .bind(received);
+    let query = if tell_others {
+        query.bind(CHANNEL)
+    } else {
+        query
+    };
+    query.fetch_all(pool).await.store()
 }
 
 /// Columns read by [`row`].

@@ -20,11 +20,14 @@ use crate::{apps, catalog, deliveries, subscriptions};
 /// Advisory lock key of fan-out rounds ("ghfanout").
 const FANOUT_LOCK: i64 = 0x6768_6661_6e6f_7574;
 
+/// One fan-out round; with `tell_others`, the other nodes are told of the new deliveries at
+/// commit (see [`crate::events`]).
 pub(crate) async fn run(
     pool: &PgPool,
     limit: usize,
     now_ms: i64,
     planner: &Planner,
+    tell_others: bool,
 ) -> Result<FanoutReport, StoreError> {
     // `pool` is the relaxed pool, whose sessions also bound lock waits (see the crate docs).
     let mut transaction = pool.begin().await.store()?;
@@ -62,7 +65,7 @@ pub(crate) async fn run(
         .execute(&mut *transaction)
         .await
         .store()?;
-    if !planned.is_empty() {
+    if tell_others && !planned.is_empty() {
         sqlx::query(NOTIFY_DELIVERIES)
             .bind(CHANNEL)
             .execute(&mut *transaction)

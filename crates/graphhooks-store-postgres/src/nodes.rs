@@ -10,12 +10,14 @@ use sqlx::PgPool;
 use crate::error::SqlResultExt;
 use crate::events::{CHANNEL, NOTIFY_DELIVERIES};
 
+/// Renews `node`'s lease and reaps lapsed nodes; also answers whether any other node is still
+/// registered.
 pub(crate) async fn heartbeat(
     pool: &PgPool,
     node: &str,
     ttl: Duration,
     registered_before: bool,
-) -> Result<Heartbeat, StoreError> {
+) -> Result<(Heartbeat, bool), StoreError> {
     let mut transaction = pool.begin().await.store()?;
     let renewed = sqlx::query("UPDATE nodes SET heartbeat_at = now() WHERE id = $1")
         .bind(node)
@@ -63,6 +65,11 @@ pub(crate) async fn heartbeat(
             .await
             .store()?;
     }
+    let others: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM nodes WHERE id <> $1)")
+        .bind(node)
+        .fetch_one(&mut *transaction)
+        .await
+        .store()?;
     transaction.commit().await.store()?;
     for node in &dead {
         tracing::warn!(
@@ -70,5 +77,5 @@ pub(crate) async fn heartbeat(
             "Node {node} stopped renewing its lease; its work is released to the others"
         );
     }
-    Ok(Heartbeat { reaped, released })
+    Ok((Heartbeat { reaped, released }, others))
 }
