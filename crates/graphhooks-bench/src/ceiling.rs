@@ -18,8 +18,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
+use tokio_rustls::TlsAcceptor;
 
-use crate::receiver::Receiver;
+use crate::receiver::{Keying, Receiver};
 
 /// How much longer than its run the separate-process client may take before it is killed.
 const CHILD_MARGIN: Duration = Duration::from_secs(30);
@@ -37,8 +38,24 @@ pub(crate) struct Ceiling {
     pub(crate) errors: u64,
 }
 
+/// Both ceilings against a receiver of their own, each `concurrency` request loops for
+/// `duration`: first from this process, then from a child (see [`measure_in_child`]).
+pub(crate) async fn measure_both(
+    ca: &TestCa,
+    ca_path: &Path,
+    acceptor: TlsAcceptor,
+    epoch: Instant,
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<(Ceiling, Ceiling)> {
+    let receiver = Receiver::start(acceptor, epoch, Keying::ByChange, 1, 1).await?;
+    let here = measure(ca, &receiver, concurrency, duration).await?;
+    let separate = measure_in_child(ca_path, &receiver, concurrency, duration).await?;
+    Ok((here, separate))
+}
+
 /// Runs `concurrency` request loops against `receiver` for `duration`, in this process.
-pub(crate) async fn measure(
+async fn measure(
     ca: &TestCa,
     receiver: &Receiver,
     concurrency: usize,
@@ -64,7 +81,7 @@ pub(crate) async fn measure(
 /// same cross-process scheduling as the server does, which the in-process one does not. The
 /// rate counts the answers the child received over its own run (the in-process one counts the
 /// POSTs the receiver took); the receiver must have taken at least as many.
-pub(crate) async fn measure_in_child(
+async fn measure_in_child(
     ca_path: &Path,
     receiver: &Receiver,
     concurrency: usize,

@@ -134,6 +134,15 @@ struct Cli {
 }
 
 impl Cli {
+    /// How long each bare ceiling runs (zero: not measured).
+    fn ceiling_duration(&self) -> anyhow::Result<Duration> {
+        let seconds = self
+            .ceiling_seconds
+            .unwrap_or(if self.quick { 0.5 } else { 3.0 });
+        Duration::try_from_secs_f64(seconds)
+            .with_context(|| format!("--ceiling-seconds {seconds}: not a number of seconds"))
+    }
+
     fn sizes(&self) -> Sizes {
         let q = self.quick;
         let pick = |given: Option<usize>, full: usize, quick: usize| {
@@ -226,25 +235,25 @@ async fn run(cli: Cli) -> anyhow::Result<Report> {
             .filter(|s| cli.scenarios.iter().any(|c| c == s))
             .collect()
     };
-    let ceiling_seconds = cli
-        .ceiling_seconds
-        .unwrap_or(if cli.quick { 0.5 } else { 3.0 });
-    let (ceiling, ceiling_separate) = if ceiling_seconds > 0.0 {
+    let ceiling_duration = cli.ceiling_duration()?;
+    let (ceiling, ceiling_separate) = if ceiling_duration.is_zero() {
+        (None, None)
+    } else {
         eprintln!(
-            "graphhooks-bench: measuring the bare ceiling for {ceiling_seconds} s ({} concurrent), in this process and from a separate one",
+            "graphhooks-bench: measuring the bare ceiling for {:.1} s ({} concurrent), in this process and from a separate one",
+            ceiling_duration.as_secs_f64(),
             cli.ceiling_concurrency
         );
-        let receiver =
-            receiver::Receiver::start(acceptor.clone(), epoch, receiver::Keying::ByChange, 1, 1)
-                .await?;
-        let duration = Duration::from_secs_f64(ceiling_seconds);
-        let here = ceiling::measure(&ca, &receiver, cli.ceiling_concurrency, duration).await?;
-        let separate =
-            ceiling::measure_in_child(&ca_path, &receiver, cli.ceiling_concurrency, duration)
-                .await?;
+        let (here, separate) = ceiling::measure_both(
+            &ca,
+            &ca_path,
+            acceptor.clone(),
+            epoch,
+            cli.ceiling_concurrency,
+            ceiling_duration,
+        )
+        .await?;
         (Some(here), Some(separate))
-    } else {
-        (None, None)
     };
     let mut bench = Bench {
         sizes: sizes.clone(),
@@ -260,6 +269,7 @@ async fn run(cli: Cli) -> anyhow::Result<Report> {
         keep_logs: cli.keep_logs.clone(),
         ceiling: ceiling.clone(),
         ceiling_separate: ceiling_separate.clone(),
+        ceiling_duration,
         latency_p99_ms: None,
         ca,
     };
@@ -328,20 +338,15 @@ fn main() -> ExitCode {
         }
     };
     if let (Some(url), Some(ca)) = (&cli.ceiling_client, &cli.ceiling_client_ca) {
-        let seconds = cli.ceiling_seconds.unwrap_or(3.0);
-        let duration = match Duration::try_from_secs_f64(seconds) {
-            Ok(duration) => duration,
-            Err(error) => {
-                eprintln!("graphhooks-bench: --ceiling-seconds {seconds}: {error}");
-                return ExitCode::FAILURE;
-            }
-        };
-        return match runtime.block_on(ceiling::client_main(
-            url,
-            ca,
-            cli.ceiling_concurrency,
-            duration,
-        )) {
+        let client = cli.ceiling_duration().and_then(|duration| {
+            runtime.block_on(ceiling::client_main(
+                url,
+                ca,
+                cli.ceiling_concurrency,
+                duration,
+            ))
+        });
+        return match client {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("graphhooks-bench: ceiling client: {error:#}");

@@ -72,8 +72,10 @@ pub(crate) struct Bench {
     /// Where per-change latencies go as CSV (`{prefix}-{scenario}.csv`), if anywhere.
     pub(crate) latency_csv: Option<PathBuf>,
     pub(crate) ceiling: Option<Ceiling>,
-    /// The same ceiling from a client in a separate process (see [`ceiling::measure_in_child`]).
+    /// The same ceiling from a client in a separate process (see [`ceiling::measure_both`]).
     pub(crate) ceiling_separate: Option<Ceiling>,
+    /// How long each ceiling runs.
+    pub(crate) ceiling_duration: Duration,
     /// The latency scenario's p99, for isolation's comparison.
     pub(crate) latency_p99_ms: Option<f64>,
     pub(crate) ca: Arc<TestCa>,
@@ -628,59 +630,44 @@ impl Bench {
                 .delivered_per_s
                 .map(|rate| rate / after.posts_per_s.max(1e-9));
             result.ceiling_after = Some(after);
-            let separate_higher = [&self.ceiling_separate, &separate_after]
-                .into_iter()
-                .flatten()
+            let separate_higher = self
+                .ceiling_separate
+                .iter()
+                .chain([&separate_after])
                 .map(|c| c.posts_per_s)
-                .reduce(f64::max);
+                .fold(0.0, f64::max);
             result.delivered_vs_separate_ceiling = result
                 .delivered_per_s
-                .zip(separate_higher)
-                .map(|(rate, ceiling)| rate / ceiling.max(1e-9));
-            result.ceiling_separate_after = separate_after;
+                .map(|rate| rate / separate_higher.max(1e-9));
+            result.ceiling_separate_after = Some(separate_after);
         }
         Ok(result)
     }
 
-    /// The bare ceiling measured again as the first one was (when it was), right after a
-    /// throughput scenario: this host's speed can change within a run, and a ratio is only
+    /// Both bare ceilings measured again as before the scenarios (when they were), right after
+    /// a throughput scenario: this host's speed can change within a run, and a ratio is only
     /// meaningful against a ceiling of the same moment.
-    async fn ceiling_again(
-        &self,
-        name: &str,
-    ) -> anyhow::Result<Option<(Ceiling, Option<Ceiling>)>> {
+    async fn ceiling_again(&self, name: &str) -> anyhow::Result<Option<(Ceiling, Ceiling)>> {
         let Some(first) = &self.ceiling else {
             return Ok(None);
         };
         eprintln!(
-            "graphhooks-bench: {name}: measuring the bare ceiling again for {:.1} s",
-            first.seconds
+            "graphhooks-bench: {name}: measuring the bare ceilings again for {:.1} s",
+            self.ceiling_duration.as_secs_f64()
         );
-        let receiver =
-            Receiver::start(self.acceptor.clone(), self.epoch, Keying::ByChange, 1, 1).await?;
-        let after = ceiling::measure(
+        let (after, separate) = ceiling::measure_both(
             &self.ca,
-            &receiver,
+            &self.ca_path,
+            self.acceptor.clone(),
+            self.epoch,
             first.concurrency,
-            Duration::from_secs_f64(first.seconds),
+            self.ceiling_duration,
         )
         .await?;
         eprintln!(
-            "graphhooks-bench: {name}: bare ceiling right after: {:.0} POSTs/s",
-            after.posts_per_s
+            "graphhooks-bench: {name}: bare ceilings right after: {:.0} POSTs/s in process, {:.0} from a separate one",
+            after.posts_per_s, separate.posts_per_s
         );
-        let separate = match &self.ceiling_separate {
-            Some(_) => Some(
-                ceiling::measure_in_child(
-                    &self.ca_path,
-                    &receiver,
-                    first.concurrency,
-                    Duration::from_secs_f64(first.seconds),
-                )
-                .await?,
-            ),
-            None => None,
-        };
         Ok(Some((after, separate)))
     }
 
