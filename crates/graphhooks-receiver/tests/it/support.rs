@@ -344,13 +344,21 @@ impl TestReceiver {
     }
 }
 
+/// A variable cargo sets for this test, as it runs. Not `env!`: test binaries are reused from a
+/// shared target directory by clones of the workspace at other paths (cargo hashes workspace
+/// members by relative path), and a compile-time path would name whichever clone built the
+/// binary, or one since deleted.
+fn runtime_env(name: &str) -> std::ffi::OsString {
+    std::env::var_os(name).unwrap_or_else(|| panic!("cargo sets {name} when it runs tests"))
+}
+
 /// The example binary, built now (a no-op when `cargo test` already built it), so the test never
 /// runs a stale one.
 ///
 /// `cargo` runs with the variables it set for this test binary removed: build scripts watch some
 /// of them (`CARGO_MANIFEST_DIR`), and seeing them changed would rebuild their crates.
 pub async fn example_binary() -> PathBuf {
-    let mut command = tokio::process::Command::new(env!("CARGO"));
+    let mut command = tokio::process::Command::new(runtime_env("CARGO"));
     command
         // `--workspace` resolves features as `cargo test --workspace` (CI, `scripts/test`) does,
         // so the build is fresh there; the dev-dependency on this crate turns `axum` on.
@@ -361,7 +369,7 @@ pub async fn example_binary() -> PathBuf {
             "receiver",
             "--message-format=json-render-diagnostics",
         ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(runtime_env("CARGO_MANIFEST_DIR"))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -998,7 +998,10 @@ async fn assets_are_embedded_and_unknown_pages_are_dashboard_404s() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Chromium and node_modules; run by scripts/browser-tests"]
 async fn browser_walkthrough() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // At run time, not `env!`: a test binary from a shared target directory may have been
+    // built by a clone of the workspace at another path.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo runs the tests");
+    let root = std::path::Path::new(&manifest_dir).join("../..");
     let script = root.join("dashboard-tests/walkthrough.mjs");
     assert!(
         root.join("dashboard-tests/node_modules/playwright-core")
