@@ -139,11 +139,11 @@ impl Cli {
         let seconds = self
             .ceiling_seconds
             .unwrap_or(if self.quick { 0.5 } else { 3.0 });
-        Duration::try_from_secs_f64(seconds)
-            .with_context(|| format!("--ceiling-seconds {seconds}: not a number of seconds"))
+        duration("--ceiling-seconds", seconds)
     }
 
-    fn sizes(&self) -> Sizes {
+    /// The scenarios' sizes; an error names a flag whose seconds are negative or not finite.
+    fn sizes(&self) -> anyhow::Result<Sizes> {
         let q = self.quick;
         let pick = |given: Option<usize>, full: usize, quick: usize| {
             given.unwrap_or(if q { quick } else { full })
@@ -154,28 +154,42 @@ impl Cli {
         let pick_rate = |given: Option<u32>, full: u32, quick: u32| {
             given.unwrap_or(if q { quick } else { full })
         };
-        Sizes {
+        let latency_seconds = pick_f(self.latency_seconds, 20.0, 1.0);
+        let isolation_seconds = pick_f(self.isolation_seconds, 15.0, 1.0);
+        let idle_seconds = pick_f(self.idle_seconds, 2.0, 0.5);
+        // Checked here, so that no scenario meets a value a Duration cannot hold.
+        duration("--latency-seconds", latency_seconds)?;
+        duration("--isolation-seconds", isolation_seconds)?;
+        duration("--idle-seconds", idle_seconds)?;
+        Ok(Sizes {
             batched_changes: pick(self.batched_changes, 200_000, 3_000),
             unbatched_changes: pick(self.unbatched_changes, 200_000, 1_000),
             changes_per_request: self.changes_per_request,
             clients: self.clients,
             users: self.users,
             latency_rate: pick_rate(self.latency_rate, 1000, 200),
-            latency_seconds: pick_f(self.latency_seconds, 20.0, 1.0),
+            latency_seconds,
             fanout_apps: pick(self.fanout_apps, 1000, 20),
             fanout_changes: pick(self.fanout_changes, 100, 5),
             isolation_apps: pick(self.isolation_apps, 100, 20),
             isolation_hang: pick(self.isolation_hang, 5, 1),
             isolation_fail: pick(self.isolation_fail, 5, 1),
             isolation_rate: pick_rate(self.isolation_rate, 1000, 200),
-            isolation_seconds: pick_f(self.isolation_seconds, 15.0, 1.0),
+            isolation_seconds,
             idle_apps: pick(self.idle_apps, 1000, 20),
-            idle_seconds: pick_f(self.idle_seconds, 2.0, 0.5),
+            idle_seconds,
             setup_concurrency: self.setup_concurrency,
-            stall: Duration::from_secs_f64(pick_f(self.stall_seconds, 15.0, 10.0)),
-            drain_timeout: Duration::from_secs_f64(self.drain_timeout),
-        }
+            stall: duration("--stall-seconds", pick_f(self.stall_seconds, 15.0, 10.0))?,
+            drain_timeout: duration("--drain-timeout", self.drain_timeout)?,
+        })
     }
+}
+
+/// `seconds` of the flag `flag` as a duration, or an error naming the flag (a negative, NaN or
+/// infinite value would make `Duration::from_secs_f64` panic).
+fn duration(flag: &str, seconds: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(seconds)
+        .with_context(|| format!("{flag} {seconds}: not a number of seconds"))
 }
 
 fn memory_mib() -> u64 {
@@ -215,7 +229,7 @@ async fn run(cli: Cli) -> anyhow::Result<Report> {
     let binary = server::find_server_binary(cli.server_binary.as_deref())?;
     let database = DatabaseKind::parse(&cli.database)?;
     let server_version = server::server_version(&binary).await?;
-    let sizes = cli.sizes();
+    let sizes = cli.sizes()?;
     if let Some(dir) = &cli.keep_logs {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     }
