@@ -35,8 +35,8 @@ mod subscriptions;
 pub mod testing;
 
 use std::collections::HashSet;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -349,7 +349,7 @@ impl Store for PostgresStore {
         deliveries::next_due_ms(&self.pool).await
     }
 
-    async fn record_outcomes(&self, outcomes: Vec<AttemptOutcome>) -> StoreResult<()> {
+    async fn record_outcomes(&self, outcomes: Arc<[AttemptOutcome]>) -> StoreResult<()> {
         deliveries::record(&self.relaxed, &outcomes).await
     }
 

@@ -25,6 +25,7 @@ mod writer;
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use graphhooks_core::catalog::{ObjectType, ObjectTypeUpdate};
@@ -487,8 +488,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn record_outcomes(&self, outcomes: Vec<AttemptOutcome>) -> StoreResult<()> {
-        let outcomes = std::sync::Arc::new(outcomes);
+    async fn record_outcomes(&self, outcomes: Arc<[AttemptOutcome]>) -> StoreResult<()> {
         let written = outcomes.clone();
         let claims = self.claims.clone();
         self.writer

@@ -95,15 +95,18 @@ async fn an_outcome_for_a_deleted_delivery_leaves_the_row_that_reuses_its_id() {
         .unwrap();
     assert_eq!(reused, gone, "SQLite reused the id");
     store
-        .record_outcomes(vec![AttemptOutcome {
-            delivery_id: gone,
-            key: SubscriptionKey {
-                app_id: "2".into(),
-                object_type: "user".into(),
-            },
-            attempt: None,
-            next: NextStep::Delivered,
-        }])
+        .record_outcomes(
+            vec![AttemptOutcome {
+                delivery_id: gone,
+                key: SubscriptionKey {
+                    app_id: "2".into(),
+                    object_type: "user".into(),
+                },
+                attempt: None,
+                next: NextStep::Delivered,
+            }]
+            .into(),
+        )
         .await
         .unwrap();
     let row = store.delivery(reused).await.unwrap().unwrap();

@@ -550,7 +550,7 @@ pub async fn fan_out_claims_only_what_a_claim_would_take(store: Arc<dyn Store>) 
     assert_eq!(both.len(), 2);
     assert_eq!(both[0].id, older, "oldest first");
     store
-        .record_outcomes(delivered(both.iter().map(|d| d.id).collect()))
+        .record_outcomes(delivered(both.iter().map(|d| d.id).collect()).into())
         .await
         .unwrap();
 
@@ -578,7 +578,7 @@ pub async fn fan_out_claims_only_what_a_claim_would_take(store: Arc<dyn Store>) 
         .unwrap();
     assert_eq!(left.len(), 1);
     store
-        .record_outcomes(delivered(vec![left[0].id]))
+        .record_outcomes(delivered(vec![left[0].id]).into())
         .await
         .unwrap();
 
@@ -605,7 +605,7 @@ pub async fn fan_out_claims_only_what_a_claim_would_take(store: Arc<dyn Store>) 
     assert_eq!(target.callback_url, "https://example.com/1");
     assert_eq!(target.secret(), SECRET);
     store
-        .record_outcomes(delivered(vec![taken[0].id]))
+        .record_outcomes(delivered(vec![taken[0].id]).into())
         .await
         .unwrap();
     let delivery = store.delivery(taken[0].id).await.unwrap().unwrap();
@@ -779,12 +779,15 @@ pub async fn claims_are_exclusive_and_outcomes_are_recorded(store: Arc<dyn Store
     assert_eq!(store.next_due_ms().await.unwrap(), None);
 
     store
-        .record_outcomes(vec![AttemptOutcome {
-            delivery_id: id,
-            key: key("1", "user"),
-            attempt: Some(attempt(1, 1_500, Some(200))),
-            next: NextStep::Delivered,
-        }])
+        .record_outcomes(
+            vec![AttemptOutcome {
+                delivery_id: id,
+                key: key("1", "user"),
+                attempt: Some(attempt(1, 1_500, Some(200))),
+                next: NextStep::Delivered,
+            }]
+            .into(),
+        )
         .await
         .unwrap();
     let delivery = store.delivery(id).await.unwrap().unwrap();
@@ -855,12 +858,15 @@ pub async fn claims_take_the_oldest_due_work_first(store: Arc<dyn Store>) {
 
     // A redelivered delivery keeps its id: due at the same time as newer work, it goes first.
     store
-        .record_outcomes(vec![AttemptOutcome {
-            delivery_id: ids[0],
-            key: key("1", "user"),
-            attempt: Some(attempt(1, 1_500, Some(200))),
-            next: NextStep::Delivered,
-        }])
+        .record_outcomes(
+            vec![AttemptOutcome {
+                delivery_id: ids[0],
+                key: key("1", "user"),
+                attempt: Some(attempt(1, 1_500, Some(200))),
+                next: NextStep::Delivered,
+            }]
+            .into(),
+        )
         .await
         .unwrap();
     store.redeliver(ids[0], 1_500).await.unwrap();
@@ -955,12 +961,15 @@ pub async fn retries_become_due_at_their_time(store: Arc<dyn Store>) {
         .await
         .unwrap();
     store
-        .record_outcomes(vec![AttemptOutcome {
-            delivery_id: id,
-            key: key("1", "user"),
-            attempt: Some(attempt(1, 1_000, Some(500))),
-            next: NextStep::RetryAt(3_000),
-        }])
+        .record_outcomes(
+            vec![AttemptOutcome {
+                delivery_id: id,
+                key: key("1", "user"),
+                attempt: Some(attempt(1, 1_000, Some(500))),
+                next: NextStep::RetryAt(3_000),
+            }]
+            .into(),
+        )
         .await
         .unwrap();
     assert_eq!(store.next_due_ms().await.unwrap(), Some(3_000));
@@ -978,12 +987,15 @@ pub async fn retries_become_due_at_their_time(store: Arc<dyn Store>) {
     assert_eq!(claimed[0].attempts_made, 1);
     assert_eq!(claimed[0].first_attempt_ms, Some(1_000));
     store
-        .record_outcomes(vec![AttemptOutcome {
-            delivery_id: id,
-            key: key("1", "user"),
-            attempt: Some(attempt(2, 3_000, None)),
-            next: NextStep::Failed,
-        }])
+        .record_outcomes(
+            vec![AttemptOutcome {
+                delivery_id: id,
+                key: key("1", "user"),
+                attempt: Some(attempt(2, 3_000, None)),
+                next: NextStep::Failed,
+            }]
+            .into(),
+        )
         .await
         .unwrap();
     let delivery = store.delivery(id).await.unwrap().unwrap();
@@ -1277,12 +1289,15 @@ pub async fn a_failing_subscription_pauses_and_resumes_its_backlog(store: Arc<dy
         [("1", 3)]
     );
     store
-        .record_outcomes(vec![AttemptOutcome {
-            delivery_id: first,
-            key: key("1", "user"),
-            attempt: Some(attempt(1, 2_000, Some(500))),
-            next: NextStep::RetryAt(3_000),
-        }])
+        .record_outcomes(
+            vec![AttemptOutcome {
+                delivery_id: first,
+                key: key("1", "user"),
+                attempt: Some(attempt(1, 2_000, Some(500))),
+                next: NextStep::RetryAt(3_000),
+            }]
+            .into(),
+        )
         .await
         .unwrap();
     assert!(
@@ -1314,12 +1329,15 @@ pub async fn a_failing_subscription_pauses_and_resumes_its_backlog(store: Arc<dy
     let sub = store.subscription("1", "user").await.unwrap().unwrap();
     assert_eq!(sub.status, SubscriptionStatus::Paused);
     store
-        .record_outcomes(vec![AttemptOutcome {
-            delivery_id: second,
-            key: key("1", "user"),
-            attempt: Some(attempt(1, 2_500, Some(500))),
-            next: NextStep::RetryAt(3_000),
-        }])
+        .record_outcomes(
+            vec![AttemptOutcome {
+                delivery_id: second,
+                key: key("1", "user"),
+                attempt: Some(attempt(1, 2_500, Some(500))),
+                next: NextStep::RetryAt(3_000),
+            }]
+            .into(),
+        )
         .await
         .unwrap();
     for id in [first, second, third] {
@@ -1400,12 +1418,15 @@ async fn pause_user_subscription(store: &dyn Store) -> i64 {
         .unwrap();
     assert_eq!(claimed[0].id, first);
     store
-        .record_outcomes(vec![AttemptOutcome {
-            delivery_id: first,
-            key: key("1", "user"),
-            attempt: Some(attempt(1, 1_000, Some(500))),
-            next: NextStep::RetryAt(3_000),
-        }])
+        .record_outcomes(
+            vec![AttemptOutcome {
+                delivery_id: first,
+                key: key("1", "user"),
+                attempt: Some(attempt(1, 1_000, Some(500))),
+                next: NextStep::RetryAt(3_000),
+            }]
+            .into(),
+        )
         .await
         .unwrap();
     assert!(
@@ -1674,7 +1695,7 @@ pub async fn outcomes_of_deleted_deliveries_do_not_block_others(store: Arc<dyn S
         next: NextStep::Delivered,
     };
     store
-        .record_outcomes(vec![delivered(gone, "1"), delivered(kept, "2")])
+        .record_outcomes(vec![delivered(gone, "1"), delivered(kept, "2")].into())
         .await
         .unwrap();
     assert_eq!(
@@ -1777,12 +1798,15 @@ pub async fn redelivery_makes_a_delivery_due_again(store: Arc<dyn Store>) {
         .await
         .unwrap();
     store
-        .record_outcomes(vec![AttemptOutcome {
-            delivery_id: id,
-            key: key("1", "user"),
-            attempt: Some(attempt(1, 1_000, Some(500))),
-            next: NextStep::Failed,
-        }])
+        .record_outcomes(
+            vec![AttemptOutcome {
+                delivery_id: id,
+                key: key("1", "user"),
+                attempt: Some(attempt(1, 1_000, Some(500))),
+                next: NextStep::Failed,
+            }]
+            .into(),
+        )
         .await
         .unwrap();
     store.redeliver(id, 7_000).await.unwrap();
@@ -1867,11 +1891,11 @@ pub async fn the_failing_since_clock_follows_outcomes(store: Arc<dyn Store>) {
         next: NextStep::RetryAt(time + 10_000),
     };
     store
-        .record_outcomes(vec![failure(first, 2_000)])
+        .record_outcomes(vec![failure(first, 2_000)].into())
         .await
         .unwrap();
     store
-        .record_outcomes(vec![failure(second, 3_000)])
+        .record_outcomes(vec![failure(second, 3_000)].into())
         .await
         .unwrap();
     let sub = store.subscription("1", "user").await.unwrap().unwrap();
@@ -1881,12 +1905,15 @@ pub async fn the_failing_since_clock_follows_outcomes(store: Arc<dyn Store>) {
         .await
         .unwrap();
     store
-        .record_outcomes(vec![AttemptOutcome {
-            delivery_id: first,
-            key: key("1", "user"),
-            attempt: Some(attempt(2, 20_000, Some(200))),
-            next: NextStep::Delivered,
-        }])
+        .record_outcomes(
+            vec![AttemptOutcome {
+                delivery_id: first,
+                key: key("1", "user"),
+                attempt: Some(attempt(2, 20_000, Some(200))),
+                next: NextStep::Delivered,
+            }]
+            .into(),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -1913,16 +1940,19 @@ pub async fn the_failing_since_clock_follows_outcomes(store: Arc<dyn Store>) {
         .await
         .unwrap();
     store
-        .record_outcomes(vec![
-            failure(second, 50_000),
-            AttemptOutcome {
-                delivery_id: third,
-                key: key("1", "user"),
-                attempt: Some(attempt(1, 50_001, Some(200))),
-                next: NextStep::Delivered,
-            },
-            failure(fourth, 50_002),
-        ])
+        .record_outcomes(
+            vec![
+                failure(second, 50_000),
+                AttemptOutcome {
+                    delivery_id: third,
+                    key: key("1", "user"),
+                    attempt: Some(attempt(1, 50_001, Some(200))),
+                    next: NextStep::Delivered,
+                },
+                failure(fourth, 50_002),
+            ]
+            .into(),
+        )
         .await
         .unwrap();
     let sub = store.subscription("1", "user").await.unwrap().unwrap();
@@ -1942,12 +1972,15 @@ pub async fn deleting_an_app_removes_what_belongs_to_it(store: Arc<dyn Store>) {
         .await
         .unwrap();
     store
-        .record_outcomes(vec![AttemptOutcome {
-            delivery_id: id,
-            key: key("1", "user"),
-            attempt: Some(attempt(1, 1_000, Some(200))),
-            next: NextStep::Delivered,
-        }])
+        .record_outcomes(
+            vec![AttemptOutcome {
+                delivery_id: id,
+                key: key("1", "user"),
+                attempt: Some(attempt(1, 1_000, Some(200))),
+                next: NextStep::Delivered,
+            }]
+            .into(),
+        )
         .await
         .unwrap();
     store.delete_app("1").await.unwrap();

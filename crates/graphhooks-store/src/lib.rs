@@ -33,6 +33,7 @@ pub mod conformance;
 pub use error::{BoxError, StoreError};
 pub use types::*;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -209,7 +210,9 @@ pub trait Store: Send + Sync + 'static {
     /// When the earliest pending, unclaimed delivery is due (unix ms), if any.
     async fn next_due_ms(&self) -> StoreResult<Option<i64>>;
     /// Records attempts and their consequences, and releases those claims, in one transaction.
-    async fn record_outcomes(&self, outcomes: Vec<AttemptOutcome>) -> StoreResult<()>;
+    /// The batch is shared, not owned: a caller that retries after a failure passes it again
+    /// without copying every outcome's strings.
+    async fn record_outcomes(&self, outcomes: Arc<[AttemptOutcome]>) -> StoreResult<()>;
     /// Releases every claim `node` holds (graceful shutdown), or every claim at all when `node`
     /// is `None` (start-up of a single-node store).
     async fn release_claims(&self, node: Option<&str>) -> StoreResult<u64>;

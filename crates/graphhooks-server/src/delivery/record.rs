@@ -43,6 +43,10 @@ pub(crate) async fn run(
                 Ok(_) => {}
             }
         }
+        // Shared with the store, so a retry below passes it again without copying the
+        // outcomes' strings; the elements move, they are not cloned.
+        let batch: Arc<[AttemptOutcome]> =
+            std::mem::replace(&mut batch, Vec::with_capacity(BATCH)).into();
         let earliest_retry = batch
             .iter()
             .filter_map(|o| match o.next {
@@ -78,12 +82,11 @@ pub(crate) async fn run(
             }
         }
         if let Ok(mut ids) = shared.unrecorded.lock() {
-            for outcome in &batch {
+            for outcome in batch.iter() {
                 ids.remove(&outcome.delivery_id);
             }
         }
         pause_failing(&shared, &batch).await;
-        batch.clear();
         if let Some(at) = earliest_retry {
             Engine::retry_due_at(&shared, at);
         }
