@@ -79,7 +79,8 @@ pub(crate) async fn export_deliveries(
 ) -> Result<Vec<DeliveryRecord>, StoreError> {
     let rows = sqlx::query(
         "SELECT id, app_id, object_type, state, created_time, body, test, change_ids, object_ids, due_ms,
-                attempt_count, first_attempt_ms
+                attempt_count, first_attempt_ms,
+                attempt1_time_ms, attempt1_status, attempt1_error, attempt1_latency_ms, attempt1_response
          FROM deliveries WHERE id > $1 ORDER BY id LIMIT $2",
     )
     .bind(after)
@@ -99,7 +100,9 @@ pub(crate) async fn export_deliveries(
                 state: DeliveryState::parse(&state).map_err(|e| corrupt("delivery state", e))?,
                 created_time: row.try_get(4).store()?,
                 body: row.try_get(5).store()?,
-                attempts: Vec::new(),
+                attempts: crate::deliveries::first_attempt(row, 12)?
+                    .into_iter()
+                    .collect(),
                 test: row.try_get(6).store()?,
             },
             change_ids: row.try_get(7).store()?,
@@ -129,14 +132,17 @@ pub(crate) async fn export_deliveries(
             let number: i32 = row.try_get(1).store()?;
             let status: Option<i32> = row.try_get(3).store()?;
             let latency: i32 = row.try_get(5).store()?;
-            records[position].delivery.attempts.push(Attempt {
-                number: u32::try_from(number).unwrap_or(0),
-                time_ms: row.try_get(2).store()?,
-                status: status.and_then(|s| u16::try_from(s).ok()),
-                error: row.try_get(4).store()?,
-                latency_ms: u32::try_from(latency).unwrap_or(0),
-                response: row.try_get(6).store()?,
-            });
+            crate::deliveries::add_attempt(
+                &mut records[position].delivery.attempts,
+                Attempt {
+                    number: u32::try_from(number).unwrap_or(0),
+                    time_ms: row.try_get(2).store()?,
+                    status: status.and_then(|s| u16::try_from(s).ok()),
+                    error: row.try_get(4).store()?,
+                    latency_ms: u32::try_from(latency).unwrap_or(0),
+                    response: row.try_get(6).store()?,
+                },
+            );
         }
     }
     Ok(records)
@@ -171,6 +177,8 @@ pub(crate) async fn import_deliveries(
         .execute(&mut *transaction)
         .await
         .store()?;
+        // Every attempt, the first included, goes to `attempts`: the layout of a database from
+        // before migration 0002, which the readers take as it is.
         for a in &d.attempts {
             sqlx::query(
                 "INSERT INTO attempts (delivery_id, number, time_ms, status, error, latency_ms, response)

@@ -330,6 +330,9 @@ pub(crate) async fn record(pool: &PgPool, outcomes: &[AttemptOutcome]) -> Result
     ) = (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
     let (mut d_ids, mut d_states, mut d_dues, mut d_numbers, mut d_times) =
         (vec![], vec![], vec![], vec![], vec![]);
+    // A first attempt goes into its delivery's row (migration 0002), so these follow `d_ids`.
+    let (mut d_statuses, mut d_errors, mut d_latencies, mut d_responses) =
+        (vec![], vec![], vec![], vec![]);
     let mut clocks: HashMap<&SubscriptionKey, Clock> = HashMap::new();
     // One statement may not touch a row twice: keep the last outcome per delivery.
     let mut last: HashMap<i64, usize> = HashMap::new();
@@ -359,7 +362,16 @@ pub(crate) async fn record(pool: &PgPool, outcomes: &[AttemptOutcome]) -> Result
                 .map(|a| i32::try_from(a.number).unwrap_or(i32::MAX)),
         );
         d_times.push(outcome.attempt.as_ref().map(|a| a.time_ms));
+        let first = outcome.attempt.as_ref().filter(|a| a.number == 1);
+        d_statuses.push(first.and_then(|a| a.status.map(i32::from)));
+        d_errors.push(first.and_then(|a| a.error.as_deref()));
+        d_latencies.push(first.map(|a| i32::try_from(a.latency_ms).unwrap_or(i32::MAX)));
+        d_responses.push(first.and_then(|a| a.response.as_deref()));
         if let Some(attempt) = &outcome.attempt {
+            let previous = clocks.remove(&outcome.key);
+            clocks.insert(&outcome.key, advance(previous, outcome, attempt.time_ms));
+        }
+        if let Some(attempt) = outcome.attempt.as_ref().filter(|a| a.number != 1) {
             a_ids.push(outcome.delivery_id);
             a_numbers.push(i32::try_from(attempt.number).unwrap_or(i32::MAX));
             a_times.push(attempt.time_ms);
@@ -367,14 +379,13 @@ pub(crate) async fn record(pool: &PgPool, outcomes: &[AttemptOutcome]) -> Result
             a_errors.push(attempt.error.as_deref());
             a_latencies.push(i32::try_from(attempt.latency_ms).unwrap_or(i32::MAX));
             a_responses.push(attempt.response.as_deref());
-            let previous = clocks.remove(&outcome.key);
-            clocks.insert(&outcome.key, advance(previous, outcome, attempt.time_ms));
         }
     }
-    // One statement: the deliveries move on, and the attempts of those still there are stored
-    // (attempts of deliveries deleted meanwhile, with their app, are dropped, not failed on).
-    // The attempts are filtered on the ids the update returns rather than on another look-up
-    // of each delivery.
+    // One statement: the deliveries move on, each first attempt in its delivery's row (the
+    // same attempt recorded twice keeps the later, as `attempts` does), and later attempts are
+    // stored in `attempts` for the deliveries still there (those deleted meanwhile, with their
+    // app, are dropped, not failed on). The attempts are filtered on the ids the update returns
+    // rather than on another look-up of each delivery.
     sqlx::query(
         "WITH moved AS (
            UPDATE deliveries d SET due_ms = coalesce(u.due_ms, d.due_ms), claimed_by = NULL,
@@ -384,8 +395,15 @@ pub(crate) async fn record(pool: &PgPool, outcomes: &[AttemptOutcome]) -> Result
                               AND s.object_type = d.object_type AND s.status = 'paused')
                           THEN 'paused' ELSE u.state END,
                   attempt_count = greatest(d.attempt_count, coalesce(u.number, 0)),
-                  first_attempt_ms = coalesce(d.first_attempt_ms, u.time_ms)
-           FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::int[], $5::bigint[]) AS u(id, state, due_ms, number, time_ms)
+                  first_attempt_ms = coalesce(d.first_attempt_ms, u.time_ms),
+                  attempt1_time_ms = CASE WHEN u.number = 1 THEN u.time_ms ELSE d.attempt1_time_ms END,
+                  attempt1_status = CASE WHEN u.number = 1 THEN u.status ELSE d.attempt1_status END,
+                  attempt1_error = CASE WHEN u.number = 1 THEN u.error ELSE d.attempt1_error END,
+                  attempt1_latency_ms = CASE WHEN u.number = 1 THEN u.latency_ms ELSE d.attempt1_latency_ms END,
+                  attempt1_response = CASE WHEN u.number = 1 THEN u.response ELSE d.attempt1_response END
+           FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::int[], $5::bigint[],
+                       $13::int[], $14::text[], $15::int[], $16::text[])
+                AS u(id, state, due_ms, number, time_ms, status, error, latency_ms, response)
            WHERE d.id = u.id
            RETURNING d.id)
          INSERT INTO attempts (delivery_id, number, time_ms, status, error, latency_ms, response)
@@ -407,6 +425,10 @@ pub(crate) async fn record(pool: &PgPool, outcomes: &[AttemptOutcome]) -> Result
     .bind(&a_errors)
     .bind(&a_latencies)
     .bind(&a_responses)
+    .bind(&d_statuses)
+    .bind(&d_errors)
+    .bind(&d_latencies)
+    .bind(&d_responses)
     // Planned afresh each time, for the reason given at fan-out's read of the queue: a plan
     // cached while `deliveries` was small scans all of it.
     .persistent(false)
@@ -537,7 +559,35 @@ pub(crate) async fn release_lanes(
     Ok(())
 }
 
-const DELIVERY_COLUMNS: &str = "id, app_id, object_type, state, created_time, body, test";
+const DELIVERY_COLUMNS: &str = "id, app_id, object_type, state, created_time, body, test,
+    attempt1_time_ms, attempt1_status, attempt1_error, attempt1_latency_ms, attempt1_response";
+
+/// The first attempt kept in a delivery's row, from its five `attempt1_*` columns starting at
+/// column `at` (none if `attempt1_time_ms` is NULL).
+pub(crate) fn first_attempt(row: &PgRow, at: usize) -> Result<Option<Attempt>, StoreError> {
+    let Some(time_ms) = row.try_get::<Option<i64>, _>(at).store()? else {
+        return Ok(None);
+    };
+    let status: Option<i32> = row.try_get(at + 1).store()?;
+    let latency: Option<i32> = row.try_get(at + 3).store()?;
+    Ok(Some(Attempt {
+        number: 1,
+        time_ms,
+        status: status.and_then(|s| u16::try_from(s).ok()),
+        error: row.try_get(at + 2).store()?,
+        latency_ms: latency.and_then(|l| u32::try_from(l).ok()).unwrap_or(0),
+        response: row.try_get(at + 4).store()?,
+    }))
+}
+
+/// Adds an attempt read from `attempts` to a delivery's, unless the row already holds one of
+/// that number (a database from before migration 0002 keeps first attempts in `attempts`; one
+/// made afterwards is only in the row, and the row's is the later if both exist).
+pub(crate) fn add_attempt(attempts: &mut Vec<Attempt>, attempt: Attempt) {
+    if !attempts.iter().any(|a| a.number == attempt.number) {
+        attempts.push(attempt);
+    }
+}
 
 fn delivery_row(row: &PgRow) -> Result<Delivery, StoreError> {
     let state: String = row.try_get(3).store()?;
@@ -548,7 +598,7 @@ fn delivery_row(row: &PgRow) -> Result<Delivery, StoreError> {
         state: DeliveryState::parse(&state).map_err(|e| corrupt("delivery state", e))?,
         created_time: row.try_get(4).store()?,
         body: row.try_get(5).store()?,
-        attempts: Vec::new(),
+        attempts: first_attempt(row, 7)?.into_iter().collect(),
         test: row.try_get(6).store()?,
     })
 }
@@ -580,14 +630,17 @@ async fn with_attempts(
             let number: i32 = row.try_get(1).store()?;
             let status: Option<i32> = row.try_get(3).store()?;
             let latency: i32 = row.try_get(5).store()?;
-            deliveries[position].attempts.push(Attempt {
-                number: u32::try_from(number).unwrap_or(0),
-                time_ms: row.try_get(2).store()?,
-                status: status.and_then(|s| u16::try_from(s).ok()),
-                error: row.try_get(4).store()?,
-                latency_ms: u32::try_from(latency).unwrap_or(0),
-                response: row.try_get(6).store()?,
-            });
+            add_attempt(
+                &mut deliveries[position].attempts,
+                Attempt {
+                    number: u32::try_from(number).unwrap_or(0),
+                    time_ms: row.try_get(2).store()?,
+                    status: status.and_then(|s| u16::try_from(s).ok()),
+                    error: row.try_get(4).store()?,
+                    latency_ms: u32::try_from(latency).unwrap_or(0),
+                    response: row.try_get(6).store()?,
+                },
+            );
         }
     }
     Ok(deliveries)
@@ -801,11 +854,16 @@ pub(crate) async fn resume(
 pub(crate) async fn app_stats(pool: &PgPool, since_ms: i64) -> Result<Vec<AppStats>, StoreError> {
     let mut stats: std::collections::BTreeMap<String, AppStats> = std::collections::BTreeMap::new();
     let rows = sqlx::query(
-        "SELECT d.app_id,
-                count(*) FILTER (WHERE a.status BETWEEN 200 AND 299),
-                count(*) FILTER (WHERE a.status IS NULL OR a.status NOT BETWEEN 200 AND 299)
-         FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
-         WHERE a.time_ms >= $1 GROUP BY d.app_id",
+        // First attempts are in the deliveries' rows, later ones in `attempts` (and first ones
+        // too in databases from before migration 0002, where the row holds none).
+        "SELECT app_id,
+                count(*) FILTER (WHERE status BETWEEN 200 AND 299),
+                count(*) FILTER (WHERE status IS NULL OR status NOT BETWEEN 200 AND 299)
+         FROM (SELECT d.app_id, a.status FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+               WHERE a.time_ms >= $1
+               UNION ALL
+               SELECT app_id, attempt1_status AS status FROM deliveries WHERE attempt1_time_ms >= $1) AS all_attempts
+         GROUP BY app_id",
     )
     .bind(since_ms)
     .fetch_all(pool)

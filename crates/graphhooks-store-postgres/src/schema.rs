@@ -7,7 +7,10 @@ use sqlx::PgPool;
 use crate::error::SqlResultExt;
 
 /// Every migration, in order; the index + 1 is its version.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_first_attempt_in_delivery.sql"),
+];
 
 /// Advisory lock key of migrations ("ghmigrat").
 const MIGRATION_LOCK: i64 = 0x6768_6d69_6772_6174;
