@@ -861,6 +861,8 @@ pub(crate) async fn app_stats(pool: &PgPool, since_ms: i64) -> Result<Vec<AppSta
                 count(*) FILTER (WHERE status IS NULL OR status NOT BETWEEN 200 AND 299)
          FROM (SELECT d.app_id, a.status FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
                WHERE a.time_ms >= $1
+                 -- A first attempt sent again after the row took it is counted once, from the row.
+                 AND NOT (a.number = 1 AND d.attempt1_time_ms IS NOT NULL)
                UNION ALL
                SELECT app_id, attempt1_status AS status FROM deliveries WHERE attempt1_time_ms >= $1) AS all_attempts
          GROUP BY app_id",

@@ -1020,6 +1020,8 @@ pub(crate) fn app_stats(c: &Connection, since_ms: i64) -> Result<Vec<AppStats>, 
                     count(*) FILTER (WHERE status IS NULL OR status NOT BETWEEN 200 AND 299)
              FROM (SELECT d.app_id, a.status FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
                    WHERE a.time_ms >= ?1
+                     -- A first attempt sent again after the row took it is counted once, from the row.
+                     AND NOT (a.number = 1 AND d.attempt1_time_ms IS NOT NULL)
                    UNION ALL
                    SELECT app_id, attempt1_status AS status FROM deliveries WHERE attempt1_time_ms >= ?1)
              GROUP BY app_id",
