@@ -317,8 +317,92 @@ fn advance(clock: Option<Clock>, outcome: &AttemptOutcome, time_ms: i64) -> Cloc
     }
 }
 
+/// What one batch does to one delivery's row. A statement may not update a row twice, so the
+/// outcomes of a delivery that appears more than once in a batch (a retry due within the
+/// recorder's linger, or an attempt sent again before its outcome was written) are merged.
+struct RowUpdate<'a> {
+    /// The last outcome: the state the delivery moves to.
+    last: &'a AttemptOutcome,
+    /// The earliest attempt of the batch, for `first_attempt_ms`.
+    earliest_ms: Option<i64>,
+    /// The highest attempt number of the batch.
+    highest: Option<u32>,
+    /// The batch's first attempt (the later, if it came twice), kept in the row.
+    first: Option<&'a Attempt>,
+}
+
 pub(crate) async fn record(pool: &PgPool, outcomes: &[AttemptOutcome]) -> Result<(), StoreError> {
-    let mut transaction = pool.begin().await.store()?;
+    let mut clocks: HashMap<&SubscriptionKey, Clock> = HashMap::new();
+    let mut rows: Vec<RowUpdate<'_>> = Vec::with_capacity(outcomes.len());
+    let mut row_of: HashMap<i64, usize> = HashMap::new();
+    // Attempts after the first, each (delivery, number) once: `ON CONFLICT` may not touch a row
+    // twice in one statement either. The later of the same number wins, as in the row.
+    let mut later: Vec<(i64, &Attempt)> = Vec::new();
+    let mut later_of: HashMap<(i64, u32), usize> = HashMap::new();
+    for outcome in outcomes {
+        let index = *row_of.entry(outcome.delivery_id).or_insert_with(|| {
+            rows.push(RowUpdate {
+                last: outcome,
+                earliest_ms: None,
+                highest: None,
+                first: None,
+            });
+            rows.len() - 1
+        });
+        let row = &mut rows[index];
+        row.last = outcome;
+        let Some(attempt) = &outcome.attempt else {
+            continue;
+        };
+        let previous = clocks.remove(&outcome.key);
+        clocks.insert(&outcome.key, advance(previous, outcome, attempt.time_ms));
+        row.earliest_ms = Some(
+            row.earliest_ms
+                .map_or(attempt.time_ms, |t| t.min(attempt.time_ms)),
+        );
+        row.highest = Some(
+            row.highest
+                .map_or(attempt.number, |n| n.max(attempt.number)),
+        );
+        if attempt.number == 1 {
+            row.first = Some(attempt);
+        } else {
+            match later_of.entry((outcome.delivery_id, attempt.number)) {
+                std::collections::hash_map::Entry::Occupied(slot) => {
+                    later[*slot.get()] = (outcome.delivery_id, attempt);
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(later.len());
+                    later.push((outcome.delivery_id, attempt));
+                }
+            }
+        }
+    }
+    let (mut d_ids, mut d_states, mut d_dues, mut d_numbers, mut d_times) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    // A first attempt goes into its delivery's row (migration 0002), so these follow `d_ids`.
+    let (mut d_first_times, mut d_statuses, mut d_errors, mut d_latencies, mut d_responses) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    for row in &rows {
+        let (state, due) = match row.last.next {
+            NextStep::Delivered => (DeliveryState::Delivered, None),
+            NextStep::RetryAt(at) => (DeliveryState::Pending, Some(at)),
+            NextStep::Failed => (DeliveryState::Failed, None),
+        };
+        d_ids.push(row.last.delivery_id);
+        d_states.push(state.as_str());
+        d_dues.push(due);
+        d_numbers.push(row.highest.map(|n| i32::try_from(n).unwrap_or(i32::MAX)));
+        d_times.push(row.earliest_ms);
+        d_first_times.push(row.first.map(|a| a.time_ms));
+        d_statuses.push(row.first.and_then(|a| a.status.map(i32::from)));
+        d_errors.push(row.first.and_then(|a| a.error.as_deref()));
+        d_latencies.push(
+            row.first
+                .map(|a| i32::try_from(a.latency_ms).unwrap_or(i32::MAX)),
+        );
+        d_responses.push(row.first.and_then(|a| a.response.as_deref()));
+    }
     let (
         mut a_ids,
         mut a_numbers,
@@ -328,59 +412,16 @@ pub(crate) async fn record(pool: &PgPool, outcomes: &[AttemptOutcome]) -> Result
         mut a_latencies,
         mut a_responses,
     ) = (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
-    let (mut d_ids, mut d_states, mut d_dues, mut d_numbers, mut d_times) =
-        (vec![], vec![], vec![], vec![], vec![]);
-    // A first attempt goes into its delivery's row (migration 0002), so these follow `d_ids`.
-    let (mut d_statuses, mut d_errors, mut d_latencies, mut d_responses) =
-        (vec![], vec![], vec![], vec![]);
-    let mut clocks: HashMap<&SubscriptionKey, Clock> = HashMap::new();
-    // One statement may not touch a row twice: keep the last outcome per delivery.
-    let mut last: HashMap<i64, usize> = HashMap::new();
-    for (index, outcome) in outcomes.iter().enumerate() {
-        last.insert(outcome.delivery_id, index);
+    for (delivery_id, attempt) in later {
+        a_ids.push(delivery_id);
+        a_numbers.push(i32::try_from(attempt.number).unwrap_or(i32::MAX));
+        a_times.push(attempt.time_ms);
+        a_statuses.push(attempt.status.map(i32::from));
+        a_errors.push(attempt.error.as_deref());
+        a_latencies.push(i32::try_from(attempt.latency_ms).unwrap_or(i32::MAX));
+        a_responses.push(attempt.response.as_deref());
     }
-    for (index, outcome) in outcomes.iter().enumerate() {
-        if last.get(&outcome.delivery_id) != Some(&index) {
-            if let Some(attempt) = &outcome.attempt {
-                let previous = clocks.remove(&outcome.key);
-                clocks.insert(&outcome.key, advance(previous, outcome, attempt.time_ms));
-            }
-            continue;
-        }
-        let (state, due) = match outcome.next {
-            NextStep::Delivered => (DeliveryState::Delivered, None),
-            NextStep::RetryAt(at) => (DeliveryState::Pending, Some(at)),
-            NextStep::Failed => (DeliveryState::Failed, None),
-        };
-        d_ids.push(outcome.delivery_id);
-        d_states.push(state.as_str());
-        d_dues.push(due);
-        d_numbers.push(
-            outcome
-                .attempt
-                .as_ref()
-                .map(|a| i32::try_from(a.number).unwrap_or(i32::MAX)),
-        );
-        d_times.push(outcome.attempt.as_ref().map(|a| a.time_ms));
-        let first = outcome.attempt.as_ref().filter(|a| a.number == 1);
-        d_statuses.push(first.and_then(|a| a.status.map(i32::from)));
-        d_errors.push(first.and_then(|a| a.error.as_deref()));
-        d_latencies.push(first.map(|a| i32::try_from(a.latency_ms).unwrap_or(i32::MAX)));
-        d_responses.push(first.and_then(|a| a.response.as_deref()));
-        if let Some(attempt) = &outcome.attempt {
-            let previous = clocks.remove(&outcome.key);
-            clocks.insert(&outcome.key, advance(previous, outcome, attempt.time_ms));
-        }
-        if let Some(attempt) = outcome.attempt.as_ref().filter(|a| a.number != 1) {
-            a_ids.push(outcome.delivery_id);
-            a_numbers.push(i32::try_from(attempt.number).unwrap_or(i32::MAX));
-            a_times.push(attempt.time_ms);
-            a_statuses.push(attempt.status.map(i32::from));
-            a_errors.push(attempt.error.as_deref());
-            a_latencies.push(i32::try_from(attempt.latency_ms).unwrap_or(i32::MAX));
-            a_responses.push(attempt.response.as_deref());
-        }
-    }
+    let mut transaction = pool.begin().await.store()?;
     // One statement: the deliveries move on, each first attempt in its delivery's row (the
     // same attempt recorded twice keeps the later, as `attempts` does), and later attempts are
     // stored in `attempts` for the deliveries still there (those deleted meanwhile, with their
@@ -396,14 +437,14 @@ pub(crate) async fn record(pool: &PgPool, outcomes: &[AttemptOutcome]) -> Result
                           THEN 'paused' ELSE u.state END,
                   attempt_count = greatest(d.attempt_count, coalesce(u.number, 0)),
                   first_attempt_ms = coalesce(d.first_attempt_ms, u.time_ms),
-                  attempt1_time_ms = CASE WHEN u.number = 1 THEN u.time_ms ELSE d.attempt1_time_ms END,
-                  attempt1_status = CASE WHEN u.number = 1 THEN u.status ELSE d.attempt1_status END,
-                  attempt1_error = CASE WHEN u.number = 1 THEN u.error ELSE d.attempt1_error END,
-                  attempt1_latency_ms = CASE WHEN u.number = 1 THEN u.latency_ms ELSE d.attempt1_latency_ms END,
-                  attempt1_response = CASE WHEN u.number = 1 THEN u.response ELSE d.attempt1_response END
+                  attempt1_time_ms = coalesce(u.first_ms, d.attempt1_time_ms),
+                  attempt1_status = CASE WHEN u.first_ms IS NULL THEN d.attempt1_status ELSE u.status END,
+                  attempt1_error = CASE WHEN u.first_ms IS NULL THEN d.attempt1_error ELSE u.error END,
+                  attempt1_latency_ms = CASE WHEN u.first_ms IS NULL THEN d.attempt1_latency_ms ELSE u.latency_ms END,
+                  attempt1_response = CASE WHEN u.first_ms IS NULL THEN d.attempt1_response ELSE u.response END
            FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::int[], $5::bigint[],
-                       $13::int[], $14::text[], $15::int[], $16::text[])
-                AS u(id, state, due_ms, number, time_ms, status, error, latency_ms, response)
+                       $13::bigint[], $14::int[], $15::text[], $16::int[], $17::text[])
+                AS u(id, state, due_ms, number, time_ms, first_ms, status, error, latency_ms, response)
            WHERE d.id = u.id
            RETURNING d.id)
          INSERT INTO attempts (delivery_id, number, time_ms, status, error, latency_ms, response)
@@ -425,6 +466,7 @@ pub(crate) async fn record(pool: &PgPool, outcomes: &[AttemptOutcome]) -> Result
     .bind(&a_errors)
     .bind(&a_latencies)
     .bind(&a_responses)
+    .bind(&d_first_times)
     .bind(&d_statuses)
     .bind(&d_errors)
     .bind(&d_latencies)

@@ -63,6 +63,7 @@ macro_rules! store_conformance {
             a_subscription_is_sent_by_one_node_at_a_time,
             heartbeats_reap_silent_nodes,
             outcomes_of_deleted_deliveries_do_not_block_others,
+            every_outcome_of_a_batch_is_recorded,
             live_nodes_share_the_lanes,
             claims_a_node_no_longer_holds_are_released,
             a_failing_subscription_pauses_and_resumes_its_backlog,
@@ -1703,6 +1704,66 @@ pub async fn outcomes_of_deleted_deliveries_do_not_block_others(store: Arc<dyn S
         DeliveryState::Delivered
     );
     assert!(store.delivery(gone).await.unwrap().is_none());
+}
+
+/// Two outcomes of one delivery in one batch (a retry due within the recorder's linger, or
+/// an attempt sent again before its outcome was written) are both kept: each attempt number
+/// once, the later of the same number, in the log and in the stats.
+pub async fn every_outcome_of_a_batch_is_recorded(store: Arc<dyn Store>) {
+    basic(&*store).await;
+    let retried = store
+        .insert_delivery(planned("1", "user", "u1"), 1_000)
+        .await
+        .unwrap();
+    let resent = store
+        .insert_delivery(planned("1", "user", "u2"), 1_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .claim_due("a", 1_000, &ClaimRequest::any(10))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let outcome = |id, attempt, next| AttemptOutcome {
+        delivery_id: id,
+        key: key("1", "user"),
+        attempt: Some(attempt),
+        next,
+    };
+    store
+        .record_outcomes(
+            vec![
+                outcome(
+                    retried,
+                    attempt(1, 2_000, Some(500)),
+                    NextStep::RetryAt(2_001),
+                ),
+                outcome(resent, attempt(1, 2_000, None), NextStep::RetryAt(60_000)),
+                outcome(retried, attempt(2, 2_002, Some(200)), NextStep::Delivered),
+                outcome(resent, attempt(1, 2_003, Some(200)), NextStep::Delivered),
+            ]
+            .into(),
+        )
+        .await
+        .unwrap();
+    let log = store.delivery(retried).await.unwrap().unwrap();
+    assert_eq!(log.state, DeliveryState::Delivered);
+    assert_eq!(
+        log.attempts,
+        vec![attempt(1, 2_000, Some(500)), attempt(2, 2_002, Some(200))]
+    );
+    let log = store.delivery(resent).await.unwrap().unwrap();
+    assert_eq!(log.state, DeliveryState::Delivered);
+    assert_eq!(log.attempts, vec![attempt(1, 2_003, Some(200))]);
+    let stats = store.app_stats(0).await.unwrap();
+    assert_eq!(
+        (stats[0].attempts_ok, stats[0].attempts_failed),
+        (2, 1),
+        "{stats:?}"
+    );
 }
 
 /// The delivery log filters by app, state, type and time, newest first, in pages.
