@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use graphhooks_core::model::{Attempt, Delivery, DeliveryState};
+use graphhooks_core::model::{Delivery, DeliveryState};
 use graphhooks_store::{ChangeRecord, DeliveryRecord, StoreError};
 use sqlx::{PgPool, Row};
 
@@ -129,19 +129,9 @@ pub(crate) async fn export_deliveries(
     for row in rows {
         let id: i64 = row.try_get(0).store()?;
         if let Some(&position) = index.get(&id) {
-            let number: i32 = row.try_get(1).store()?;
-            let status: Option<i32> = row.try_get(3).store()?;
-            let latency: i32 = row.try_get(5).store()?;
             crate::deliveries::add_attempt(
                 &mut records[position].delivery.attempts,
-                Attempt {
-                    number: u32::try_from(number).unwrap_or(0),
-                    time_ms: row.try_get(2).store()?,
-                    status: status.and_then(|s| u16::try_from(s).ok()),
-                    error: row.try_get(4).store()?,
-                    latency_ms: u32::try_from(latency).unwrap_or(0),
-                    response: row.try_get(6).store()?,
-                },
+                crate::deliveries::attempt_row(&row)?,
             );
         }
     }

@@ -622,6 +622,22 @@ pub(crate) fn first_attempt(row: &PgRow, at: usize) -> Result<Option<Attempt>, S
     }))
 }
 
+/// An attempt from a row of `SELECT delivery_id, number, time_ms, status, error, latency_ms,
+/// response FROM attempts`.
+pub(crate) fn attempt_row(row: &PgRow) -> Result<Attempt, StoreError> {
+    let number: i32 = row.try_get(1).store()?;
+    let status: Option<i32> = row.try_get(3).store()?;
+    let latency: i32 = row.try_get(5).store()?;
+    Ok(Attempt {
+        number: u32::try_from(number).unwrap_or(0),
+        time_ms: row.try_get(2).store()?,
+        status: status.and_then(|s| u16::try_from(s).ok()),
+        error: row.try_get(4).store()?,
+        latency_ms: u32::try_from(latency).unwrap_or(0),
+        response: row.try_get(6).store()?,
+    })
+}
+
 /// Adds an attempt read from `attempts` to a delivery's, unless the row already holds one of
 /// that number (a database from before migration 0002 keeps first attempts in `attempts`; one
 /// made afterwards is only in the row, and the row's is the later if both exist).
@@ -669,20 +685,7 @@ async fn with_attempts(
     for row in rows {
         let delivery_id: i64 = row.try_get(0).store()?;
         if let Some(&position) = index.get(&delivery_id) {
-            let number: i32 = row.try_get(1).store()?;
-            let status: Option<i32> = row.try_get(3).store()?;
-            let latency: i32 = row.try_get(5).store()?;
-            add_attempt(
-                &mut deliveries[position].attempts,
-                Attempt {
-                    number: u32::try_from(number).unwrap_or(0),
-                    time_ms: row.try_get(2).store()?,
-                    status: status.and_then(|s| u16::try_from(s).ok()),
-                    error: row.try_get(4).store()?,
-                    latency_ms: u32::try_from(latency).unwrap_or(0),
-                    response: row.try_get(6).store()?,
-                },
-            );
+            add_attempt(&mut deliveries[position].attempts, attempt_row(&row)?);
         }
     }
     Ok(deliveries)
