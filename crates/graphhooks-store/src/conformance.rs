@@ -1708,7 +1708,8 @@ pub async fn outcomes_of_deleted_deliveries_do_not_block_others(store: Arc<dyn S
 
 /// Two outcomes of one delivery in one batch (a retry due within the recorder's linger, or
 /// an attempt sent again before its outcome was written) are both kept: each attempt number
-/// once, the later of the same number, in the log and in the stats.
+/// once, the later of the same number, in the log and in the stats; the delivery counts both
+/// attempts, and its first attempt's time is the earlier one.
 pub async fn every_outcome_of_a_batch_is_recorded(store: Arc<dyn Store>) {
     basic(&*store).await;
     let retried = store
@@ -1742,7 +1743,11 @@ pub async fn every_outcome_of_a_batch_is_recorded(store: Arc<dyn Store>) {
                     NextStep::RetryAt(2_001),
                 ),
                 outcome(resent, attempt(1, 2_000, None), NextStep::RetryAt(60_000)),
-                outcome(retried, attempt(2, 2_002, Some(200)), NextStep::Delivered),
+                outcome(
+                    retried,
+                    attempt(2, 2_002, Some(503)),
+                    NextStep::RetryAt(2_500),
+                ),
                 outcome(resent, attempt(1, 2_003, Some(200)), NextStep::Delivered),
             ]
             .into(),
@@ -1750,10 +1755,10 @@ pub async fn every_outcome_of_a_batch_is_recorded(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let log = store.delivery(retried).await.unwrap().unwrap();
-    assert_eq!(log.state, DeliveryState::Delivered);
+    assert_eq!(log.state, DeliveryState::Pending);
     assert_eq!(
         log.attempts,
-        vec![attempt(1, 2_000, Some(500)), attempt(2, 2_002, Some(200))]
+        vec![attempt(1, 2_000, Some(500)), attempt(2, 2_002, Some(503))]
     );
     let log = store.delivery(resent).await.unwrap().unwrap();
     assert_eq!(log.state, DeliveryState::Delivered);
@@ -1761,9 +1766,26 @@ pub async fn every_outcome_of_a_batch_is_recorded(store: Arc<dyn Store>) {
     let stats = store.app_stats(0).await.unwrap();
     assert_eq!(
         (stats[0].attempts_ok, stats[0].attempts_failed),
-        (2, 1),
+        (1, 2),
         "{stats:?}"
     );
+    // The retry is due at the last outcome's time; its claim carries both attempts made and
+    // the first one's time, from which the retry window counts.
+    assert!(
+        store
+            .claim_due("a", 2_400, &ClaimRequest::any(10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let claimed = store
+        .claim_due("a", 2_500, &ClaimRequest::any(10))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].id, retried);
+    assert_eq!(claimed[0].attempts_made, 2);
+    assert_eq!(claimed[0].first_attempt_ms, Some(2_000));
 }
 
 /// The delivery log filters by app, state, type and time, newest first, in pages.
