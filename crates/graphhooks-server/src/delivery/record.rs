@@ -28,16 +28,18 @@ pub(crate) async fn run(
     shared: Arc<EngineShared>,
     mut outcomes: mpsc::UnboundedReceiver<AttemptOutcome>,
 ) {
-    let mut batch = Vec::with_capacity(BATCH);
-    while outcomes.recv_many(&mut batch, BATCH).await > 0 {
+    // Reused from batch to batch; each batch moves out of it into a shared slice.
+    let mut received = Vec::with_capacity(BATCH);
+    while outcomes.recv_many(&mut received, BATCH).await > 0 {
         // A few milliseconds do not matter here (the callback already has its notification;
         // once sent, the batch goes ahead of other writes in the SQLite writer), while every
         // write is a commit: without this wait, batches at 30,000 attempts/s held about ten
         // outcomes and the store committed 3,400 times a second.
         let linger_until = tokio::time::Instant::now() + RECORD_LINGER;
-        while batch.len() < BATCH {
-            let room = BATCH - batch.len();
-            match tokio::time::timeout_at(linger_until, outcomes.recv_many(&mut batch, room)).await
+        while received.len() < BATCH {
+            let room = BATCH - received.len();
+            match tokio::time::timeout_at(linger_until, outcomes.recv_many(&mut received, room))
+                .await
             {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
@@ -45,8 +47,7 @@ pub(crate) async fn run(
         }
         // Shared with the store, so a retry below passes it again without copying the
         // outcomes' strings; the elements move, they are not cloned.
-        let batch: Arc<[AttemptOutcome]> =
-            std::mem::replace(&mut batch, Vec::with_capacity(BATCH)).into();
+        let batch: Arc<[AttemptOutcome]> = received.drain(..).collect();
         let earliest_retry = batch
             .iter()
             .filter_map(|o| match o.next {
