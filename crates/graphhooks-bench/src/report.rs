@@ -85,8 +85,9 @@ pub(crate) struct ScenarioResult {
     /// Throughput scenarios: the ceiling from a client in a separate process (as the server
     /// is) measured right after, and the delivered rate as a fraction of the higher of that
     /// one and the one before the scenarios. The unbatched bar takes it into account too (see
-    /// [`ScenarioResult::delivered_vs_higher_ceiling`]); it has been the lower one in every
-    /// run so far, so in practice the in-process ceiling decides.
+    /// [`ScenarioResult::delivered_vs_higher_ceiling`]). Which way of measuring gives the
+    /// higher ceiling depends on the host: the in-process one on `epyc5`, this one on `xeon2`
+    /// (docs/PERFORMANCE.md).
     pub(crate) ceiling_separate_after: Option<Ceiling>,
     pub(crate) delivered_vs_separate_ceiling: Option<f64>,
     /// 202 → arrival (fan-out: 202 → the last of the change's arrivals).
